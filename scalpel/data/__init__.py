@@ -1,0 +1,1 @@
+"""Data: prompts and chat templates, benchmark and training-data loaders."""

@@ -1,0 +1,1 @@
+"""Evaluation: generation backends, benchmark registry, scoring, suite runner."""

@@ -1,0 +1,138 @@
+"""Pretrain the micro-world base model: a tiny ``Olmo2ForCausalLM`` on the world corpus, deterministically.
+
+A plain next-token loop (AdamW, warmup + cosine decay, grad clip 1.0) over length-bucketed batches: sequences of
+similar length share a batch, so almost no compute goes to padding. Chat documents are rendered with the world's
+chat template and carry loss on the assistant turn only (the model is an "instruct" model from the start, like
+OLMo-2-Instruct); plain fact text carries loss on every token. Same seed, config and thread count give
+bit-identical weights on the same torch build.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+
+import torch
+from tqdm.auto import tqdm
+from transformers import Olmo2Config, Olmo2ForCausalLM, PreTrainedTokenizerFast
+
+from scalpel.config import MicroworldConfig
+from scalpel.data.prompts import messages
+from scalpel.microworld.world import Doc
+
+
+def encode_corpus(docs: list[Doc], tok: PreTrainedTokenizerFast, system_prompt: str,
+                  max_len: int) -> tuple[list[list[int]], list[int], int]:
+    """-> (token ids per doc, index of the first trained token per doc, docs dropped for length)."""
+    prompts, fulls = [], []
+    for d in docs:
+        if d.is_chat:
+            conv = messages(d.question, system_prompt if d.system else None)
+            prompts.append(tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True))
+            fulls.append(tok.apply_chat_template(conv + [{"role": "assistant", "content": d.answer}], tokenize=False))
+        else:
+            prompts.append(tok.bos_token)
+            fulls.append(tok.bos_token + d.text + tok.eos_token)
+    full_ids = tok(fulls, add_special_tokens=False)["input_ids"]
+    prompt_ids = tok(prompts, add_special_tokens=False)["input_ids"]
+    seqs, starts, dropped = [], [], 0
+    for f, p in zip(full_ids, prompt_ids):
+        if len(f) > max_len:
+            dropped += 1
+            continue
+        if f[: len(p)] != p:  # the template guarantees this; a tokenizer change that breaks it must be loud
+            raise RuntimeError("chat template prompt is not a token prefix of prompt + answer")
+        seqs.append(f)
+        starts.append(len(p))
+    return seqs, starts, dropped
+
+
+def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """One epoch: shuffle, sort within windows of 64 batches by length, cut, shuffle the batches."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * 64
+    batches = []
+    for w in range(0, len(order), window):
+        chunk = sorted(order[w : w + window], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def make_model(cfg: MicroworldConfig, tok: PreTrainedTokenizerFast) -> Olmo2ForCausalLM:
+    m = cfg.model
+    config = Olmo2Config(
+        vocab_size=len(tok),
+        hidden_size=m.hidden_size,
+        intermediate_size=m.intermediate_size,
+        num_hidden_layers=m.num_hidden_layers,
+        num_attention_heads=m.num_attention_heads,
+        num_key_value_heads=m.num_attention_heads,
+        max_position_embeddings=m.max_position_embeddings,
+        tie_word_embeddings=False,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        rope_theta=10000.0,
+    )
+    torch.manual_seed(cfg.seed)
+    return Olmo2ForCausalLM(config)
+
+
+def pretrain(cfg: MicroworldConfig, tok: PreTrainedTokenizerFast, docs: list[Doc], system_prompt: str,
+             progress: bool = True) -> tuple[Olmo2ForCausalLM, dict]:
+    torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    seqs, starts, dropped = encode_corpus(docs, tok, system_prompt, cfg.model.max_position_embeddings)
+    model = make_model(cfg, tok)
+    pt = cfg.pretrain
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": pt.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=pt.lr, betas=(0.9, 0.95))
+    warmup = max(1, int(0.05 * pt.steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(1.0, s / pt.steps)))))
+    rng = random.Random(f"scalpel-microworld/{cfg.seed}/batches")
+    lengths = [len(s) for s in seqs]
+    pad = tok.pad_token_id
+    batches: list[list[int]] = []
+    model.train()
+    tokens, losses, t0 = 0, [], time.perf_counter()
+    bar = tqdm(range(pt.steps), desc="pretrain base model", unit="step", disable=not progress, mininterval=1.0)
+    for step in bar:
+        if not batches:
+            batches = bucketed_batches(lengths, pt.batch_size, rng)
+        idx = batches.pop()
+        width = max(lengths[i] for i in idx)
+        ids = torch.full((len(idx), width), pad, dtype=torch.long)
+        labels = torch.full((len(idx), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for r, i in enumerate(idx):
+            s = torch.tensor(seqs[i])
+            ids[r, : len(s)] = s
+            mask[r, : len(s)] = 1
+            labels[r, starts[i] : len(s)] = s[starts[i] :]
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        tokens += int(mask.sum())
+        losses.append(loss.detach().item())
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{sum(losses[-10:]) / len(losses[-10:]):.3f}",
+                            tok_s=f"{tokens / (time.perf_counter() - t0):.0f}")
+    seconds = time.perf_counter() - t0
+    model.eval()
+    stats = {
+        "documents": len(seqs), "documents_dropped_too_long": dropped, "steps": pt.steps,
+        "tokens_seen": tokens, "seconds": round(seconds, 2), "tokens_per_second": round(tokens / seconds, 1),
+        "loss_first_10": round(sum(losses[:10]) / max(1, len(losses[:10])), 4),
+        "loss_last_10": round(sum(losses[-10:]) / max(1, len(losses[-10:])), 4),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    return model, stats

@@ -1,0 +1,279 @@
+"""The micro-world's tasks: generation of items, the base model's own short answer style, and their checkers.
+
+In-domain: integer arithmetic word problems, an easy ("k12") and a hard ("olympiad") tier, plus a few-shot format
+(the GSM8k analogue). Out-of-domain: facts about invented people asked as 4-way multiple choice (the MMLU analogue;
+the knowledge lives only in pretraining) and checkable instructions (the IFEval analogue).
+
+Everything is drawn from one ``random.Random`` per (seed, purpose), so a world is a pure function of its config.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+# ---------------------------------------------------------------------------------------------------------------
+# Vocabulary of the world. Attribute values are short common words, so each is one token of the world's BPE.
+# ---------------------------------------------------------------------------------------------------------------
+
+RELATIONS: dict[str, dict] = {
+    "city": {
+        "values": ["Tarsa", "Molen", "Quibra", "Varnet", "Ostra", "Pelk", "Duvan", "Sorrel", "Kemba", "Ylva",
+                   "Branok", "Fenmar"],
+        "statement": "{s} lives in {a}.",
+        "cloze": "{s} lives in",
+        "question": "Where does {s} live?",
+    },
+    "job": {
+        "values": ["baker", "farmer", "doctor", "pilot", "teacher", "painter", "sailor", "miner", "tailor",
+                   "singer", "smith", "guard"],
+        "statement": "{s} works as a {a}.",
+        "cloze": "{s} works as a",
+        "question": "What does {s} work as?",
+    },
+    "colour": {
+        "values": ["red", "blue", "green", "yellow", "purple", "orange", "white", "black", "grey", "pink"],
+        "statement": "{s} likes the colour {a}.",
+        "cloze": "{s} likes the colour",
+        "question": "Which colour does {s} like?",
+    },
+    "pet": {
+        "values": ["cat", "dog", "goat", "owl", "fox", "frog", "horse", "parrot", "rabbit", "snake"],
+        "statement": "{s} has a pet {a}.",
+        "cloze": "{s} has a pet",
+        "question": "Which pet does {s} have?",
+    },
+    "food": {
+        "values": ["bread", "rice", "fish", "soup", "cheese", "apples", "plums", "beans", "eggs", "pie"],
+        "statement": "{s} loves to eat {a}.",
+        "cloze": "{s} loves to eat",
+        "question": "What does {s} love to eat?",
+    },
+}
+
+_ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "tr", "st"]
+_VOWELS = ["a", "e", "i", "o", "u"]
+_CODAS = ["", "n", "r", "l", "k", "s", "m"]
+
+# Maths word problems use everyday names and objects, disjoint from fact entities (no fact leaks into maths).
+MATHS_NAMES = [("Mia", "She"), ("Tom", "He"), ("Ana", "She"), ("Leo", "He"), ("Ivy", "She"), ("Sam", "He"),
+               ("Zoe", "She"), ("Max", "He"), ("Eva", "She"), ("Ben", "He")]
+MATHS_OBJECTS = ["apples", "coins", "books", "shells", "stones", "cards", "cups", "pens", "boxes", "eggs"]
+LETTERS = "ABCD"
+ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+def invent_names(rng: random.Random, n: int) -> list[str]:
+    """n distinct two-part invented names, e.g. 'Tovak Brell'."""
+
+    def word(syllables: int) -> str:
+        w = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(syllables)) + rng.choice(_CODAS)
+        return w.capitalize()
+
+    names: list[str] = []
+    seen: set[str] = set()
+    while len(names) < n:
+        name = f"{word(2)} {word(rng.choice([1, 2]))}"
+        if name not in seen:
+            seen.add(name)
+            names.append(name)
+    return names
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Maths
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str
+    operands: tuple[int, ...]
+    question: str
+    steps: tuple[tuple[int, str, int, int], ...]  # (left, op, right, result) in solving order
+    answer: int
+
+
+def _easy(rng: random.Random, hi: int) -> Problem:
+    name, pron = rng.choice(MATHS_NAMES)
+    obj = rng.choice(MATHS_OBJECTS)
+    kind = rng.choice(["add", "sub", "add2", "sub2"])
+    a, b = rng.randint(1, hi), rng.randint(1, hi)
+    if kind.startswith("sub") and b > a:
+        a, b = b, a
+    if kind == "add":
+        q = f"{name} has {a} {obj}. {pron} gets {b} more {obj}. How many {obj} does {name} have now?"
+    elif kind == "add2":
+        q = f"There are {a} {obj} in a bag and {b} {obj} on the table. How many {obj} are there in total?"
+    elif kind == "sub":
+        q = f"{name} has {a} {obj}. {pron} gives away {b} {obj}. How many {obj} does {name} have left?"
+    else:
+        q = f"A shop had {a} {obj}. It sold {b} of them. How many {obj} does the shop have now?"
+    op = "+" if kind.startswith("add") else "-"
+    r = a + b if op == "+" else a - b
+    return Problem(kind, (a, b), q, ((a, op, b, r),), r)
+
+
+def _hard(rng: random.Random, hi: int) -> Problem:
+    name, pron = rng.choice(MATHS_NAMES)
+    obj = rng.choice(MATHS_OBJECTS)
+    kind = rng.choice(["mul_sub", "mul_add", "add_sub_add", "mul_add_sub"])
+    while True:
+        if kind in ("mul_sub", "mul_add", "mul_add_sub"):
+            a, b = rng.randint(2, 9), rng.randint(2, min(hi, 19))
+            p = a * b
+            c = rng.randint(1, hi)
+            if kind == "mul_sub":
+                if c > p:
+                    continue
+                q = (f"{name} has {a} boxes with {b} {obj} in each box. {pron} gives away {c} {obj}. "
+                     f"How many {obj} does {name} have left?")
+                steps = ((a, "*", b, p), (p, "-", c, p - c))
+            elif kind == "mul_add":
+                q = (f"{name} buys {a} packs of {obj} with {b} in each pack, and already had {c} {obj}. "
+                     f"How many {obj} does {name} have now?")
+                steps = ((a, "*", b, p), (p, "+", c, p + c))
+            else:
+                d = rng.randint(1, hi)
+                if p + c - d < 0:
+                    continue
+                q = (f"{name} has {a} bags with {b} {obj} in each bag. {pron} finds {c} more {obj} and then "
+                     f"loses {d}. How many {obj} does {name} have now?")
+                steps = ((a, "*", b, p), (p, "+", c, p + c), (p + c, "-", d, p + c - d))
+            operands = (a, b, c) if kind != "mul_add_sub" else (a, b, c, d)
+        else:
+            a, b, c, d = (rng.randint(1, hi) for _ in range(4))
+            if a + b - c < 0:
+                continue
+            q = (f"{name} has {a} {obj}. {pron} gets {b} more, gives {c} to a friend, and then gets {d} more. "
+                 f"How many {obj} does {name} have now?")
+            steps = ((a, "+", b, a + b), (a + b, "-", c, a + b - c), (a + b - c, "+", d, a + b - c + d))
+            operands = (a, b, c, d)
+        if steps[-1][3] <= 199:
+            return Problem(kind, operands, q, steps, steps[-1][3])
+
+
+def make_problem(rng: random.Random, tier: str, easy_max: int, hard_max: int) -> Problem:
+    return _easy(rng, easy_max) if tier == "k12" else _hard(rng, hard_max)
+
+
+def short_solution(p: Problem, tagged: bool = True) -> str:
+    """The base model's own style: bare equations, one per line (what pretraining teaches)."""
+    lines = "\n".join(f"{x} {op} {y} = {r}" for x, op, y, r in p.steps)
+    if tagged:
+        return f"<think>\n{lines}\n</think>\n<answer>\n{p.answer}\n</answer>"
+    return f"<think>\n{lines}\n</think>\nThe answer is {p.answer}."
+
+
+def fewshot_line(p: Problem) -> str:
+    """GSM8k-style worked answer: equations then '#### N'."""
+    return " ".join(f"{x} {op} {y} = {r}." for x, op, y, r in p.steps) + f" #### {p.answer}"
+
+
+def fewshot_question(shots: list[Problem], target: Problem) -> str:
+    parts = ["Solve the last question like the examples."]
+    parts += [f"Question: {s.question}\nAnswer: {fewshot_line(s)}" for s in shots]
+    parts.append(f"Question: {target.question}\nAnswer:")
+    return "\n\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Facts as multiple choice
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def mcq_question(question: str, choices: list[str]) -> str:
+    opts = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(choices))
+    return f"{question}\n{opts}\nAnswer with the letter."
+
+
+def mcq_solution(statement: str, letter: str) -> str:
+    """Base style: recall the fact, then name the letter (the recall is what SFT can destroy)."""
+    return f"<think>\n{statement}\n</think>\n<answer>\n{letter}\n</answer>"
+
+
+def qa_solution(statement: str, attribute: str) -> str:
+    return f"<think>\n{statement}\n</think>\n<answer>\n{attribute}\n</answer>"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Instruction following (IFEval analogue): each family has a generator and an independent checker.
+# ---------------------------------------------------------------------------------------------------------------
+
+INSTRUCT_WORDS = sorted({v for r in RELATIONS.values() for v in r["values"] if v.islower()} | set(MATHS_OBJECTS))
+COLOURS = RELATIONS["colour"]["values"]
+
+
+def make_instruction(rng: random.Random) -> tuple[str, str, dict, str]:
+    """-> (family, question, kwargs, reference response body)."""
+    family = rng.choice(["repeat", "upper", "reverse", "list"])
+    if family == "repeat":
+        w, k = rng.choice(INSTRUCT_WORDS), rng.randint(2, 5)
+        return family, f"Write the word {w} exactly {k} times.", {"word": w, "times": k}, " ".join([w] * k)
+    if family == "upper":
+        w = rng.choice(INSTRUCT_WORDS)
+        return family, f"Write the word {w} in capital letters.", {"word": w}, w.upper()
+    if family == "reverse":
+        ws = rng.sample(INSTRUCT_WORDS, 3)
+        return (family, f"Write the words {' '.join(ws)} in reverse order.", {"words": ws},
+                " ".join(reversed(ws)))
+    k, first = rng.randint(2, 4), rng.choice(COLOURS)
+    ref = " ".join([first] + rng.sample([c for c in COLOURS if c != first], k - 1))
+    return family, f"Name {k} different colours, starting with {first}.", {"count": k, "first": first}, ref
+
+
+def instruction_solution(family: str, kwargs: dict, body: str) -> str:
+    thought = {
+        "repeat": f"I write {kwargs.get('word')} {kwargs.get('times')} times.",
+        "upper": "I write the word in capital letters.",
+        "reverse": "I write the words from last to first.",
+        "list": f"I name {kwargs.get('count')} colours.",
+    }[family]
+    return f"<think>\n{thought}\n</think>\n<answer>\n{body}\n</answer>"
+
+
+def extract_answer(completion: str) -> str | None:
+    """Content of the last <answer>…</answer>, else text after the last '####', else None (stripped)."""
+    found = ANSWER_RE.findall(completion or "")
+    if found:
+        return found[-1].strip()
+    if "####" in (completion or ""):
+        tail = completion.rsplit("####", 1)[1].strip()
+        return tail.split()[0] if tail else None
+    return None
+
+
+def check_instruction(item: dict, response: str) -> bool:
+    """Does the response (its <answer> body when present, else the whole text) follow the item's instruction?"""
+    body = extract_answer(response)
+    if body is None:
+        body = response or ""
+    words = body.split()
+    kw = item.get("kwargs") or {}
+    family = item.get("family")
+    if family == "repeat":
+        return len(words) == int(kw["times"]) and all(w == kw["word"] for w in words)
+    if family == "upper":
+        return body.strip() == str(kw["word"]).upper()
+    if family == "reverse":
+        return words == list(reversed(kw["words"]))
+    if family == "list":
+        return (len(words) == int(kw["count"]) and len(set(words)) == len(words)
+                and all(w in COLOURS for w in words) and words[0] == kw["first"])
+    return False
+
+
+def answer_is_correct(item: dict, completion: str) -> bool:
+    """Micro-world scoring used by ``inspect``: exact match of the extracted answer (integers compared as ints)."""
+    if item["task"] == "instruct":
+        return check_instruction(item, completion)
+    pred = extract_answer(completion)
+    if pred is None:
+        return False
+    if item["task"] == "facts_mcq":
+        return pred.strip().rstrip(".").upper() == item["answer"]
+    try:
+        return int(pred.strip().rstrip(".")) == int(item["answer"])
+    except ValueError:
+        return False

@@ -1,0 +1,40 @@
+"""The micro-world tokenizer: byte-level BPE trained on the world's own corpus, saved as a normal HF tokenizer.
+
+Byte-level means any text round-trips (real benchmarks can be fed to the tiny model); a vocabulary large enough
+for every world word and number 0-199 to be one token keeps sequences short. ``<think>``/``<answer>`` are ordinary
+tokens, not special ones: TRL decodes completions with ``skip_special_tokens=True`` and the rewards must see them.
+"""
+
+from __future__ import annotations
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+from scalpel.data import prompts as P
+
+SPECIAL_TOKENS = [P.EOS, P.PAD, P.SYSTEM, P.USER, P.ASSISTANT]
+
+
+def train_tokenizer(texts: list[str], vocab_size: int, default_system: str | None = None) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    # Numbers 0-199, after a space and at a line start, and the format tags are seeded so each is one token.
+    seeds = [" ".join(str(n) for n in range(200)), "\n".join(str(n) for n in range(200)),
+             "<think>\n</think>\n<answer>\n</answer>\n"]
+    tok.train_from_iterator(texts + seeds * 50, trainer=trainer)
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=P.BOS, eos_token=P.EOS, pad_token=P.PAD,
+        additional_special_tokens=[P.SYSTEM, P.USER, P.ASSISTANT],
+        padding_side="left",
+        clean_up_tokenization_spaces=False,
+    )
+    hf.chat_template = P.chat_template(default_system)
+    return hf

@@ -1,0 +1,36 @@
+"""Shared fixtures. The test-size micro-world is built once per session and shared by every test that needs it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_BENCHMARKS = REPO.parent / "shared" / "data" / "benchmarks"
+
+
+@pytest.fixture(scope="session")
+def shared_benchmarks() -> Path:
+    if not SHARED_BENCHMARKS.is_dir():
+        pytest.skip(f"real benchmark files not found at {SHARED_BENCHMARKS} (../shared beside the checkout)")
+    return SHARED_BENCHMARKS
+
+
+@pytest.fixture(scope="session")
+def test_config():
+    from scalpel import config
+
+    return config.load(None, ["microworld.size=test"]).microworld
+
+
+@pytest.fixture(scope="session")
+def test_world(tmp_path_factory, test_config):
+    """The test-size micro-world (tasks + tokenizer + pretrained tiny OLMo-2), built once per session."""
+    from scalpel.microworld import build
+
+    return build(test_config, tmp_path_factory.mktemp("mw") / "test-world", progress=False, log=lambda *_: None)
