@@ -82,6 +82,10 @@ class PretrainConfig(Section):
     lr: float = Field(3e-3, gt=0, le=1.0, description="Peak AdamW learning rate (cosine decay, 5 % warmup).")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
     fact_repeats: int = Field(6, ge=1, description="Times each fact statement appears in the corpus.")
+    system_fraction: float = Field(
+        0.3, ge=0, le=1,
+        description="Share of chat documents that carry the system prompt (it costs tokens, but evaluation uses it).",
+    )
     untagged_fraction: float = Field(
         0.25, ge=0, le=1,
         description="Share of maths answers written without <answer> tags, so format reward has room to grow.",
@@ -135,10 +139,200 @@ class MicroworldConfig(Section):
         return merged
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Studies: matched GRPO and SFT arms on one base model (read by scalpel.train; docs in each field).
+# --------------------------------------------------------------------------------------------------------------
+
+
+class OpenR1DataConfig(Section):
+    """OpenR1-Math-220k as the paper used it: the `extended` config, CN-K12 only, a 4096-token length filter."""
+
+    path: str = Field("open-r1/OpenR1-Math-220k",
+                      description="Hub id, or a local .parquet/.jsonl file or a directory of them, in the real schema.")
+    config: Literal["default", "extended"] = Field("extended", description="Dataset config (the paper: extended).")
+    sources: list[str] = Field(default_factory=lambda: ["cn_k12"], min_length=1,
+                               description="Keep rows whose `source` is one of these (the paper: cn_k12).")
+    max_tokens: int = Field(4096, ge=64,
+                            description="Drop questions whose chat-templated prompt + SFT target exceeds this many "
+                            "tokens (the paper: 4096, OLMo-2's context).")
+
+
+class StudyDataConfig(Section):
+    """Where the questions (and their SFT targets) come from. `source` is required: there is no silent default."""
+
+    source: Literal["microworld", "openr1"] = Field(
+        description="'microworld': the maths items of the study's micro-world (SFT target = its verbose teacher); "
+        "'openr1': OpenR1-Math-220k (SFT target = the first math-verify-correct R1 generation).")
+    tiers: list[Literal["k12", "olympiad"]] = Field(
+        default_factory=lambda: ["k12"], min_length=1,
+        description="Micro-world difficulty tiers to train on: k12 (maths_easy) and/or olympiad (maths_hard). "
+        "The paper trained on CN-K12 only: GRPO needs questions the base model sometimes solves.")
+    openr1: OpenR1DataConfig = Field(default_factory=OpenR1DataConfig, description="Used when source = openr1.")
+    max_questions: int | None = Field(
+        None, ge=1, description="Cap on the question pool (taken from a seeded permutation); None: all of it.")
+
+
+class StudyTrainConfig(Section):
+    """Hyper-parameters every arm shares, so that the algorithm is the only difference (Figure 15's shared block)."""
+
+    steps: int = Field(ge=1, description="Optimizer steps of a 1-epoch arm (the paper: 571).")
+    global_batch: int = Field(
+        ge=1, description="GRPO completions per optimizer step over all processes (the paper: 16 per device x 4 "
+        "accumulation x 7 GPUs = 112). Questions per step = global_batch / grpo.num_generations.")
+    per_device_batch: int | None = Field(
+        None, ge=1, description="Largest micro-batch (completions or sequences) one process runs at once; gradient "
+        "accumulation makes up the rest. None: no accumulation. Changes speed and memory, never the maths.")
+    lr_scheduler: Literal["constant_with_warmup", "linear", "cosine", "constant"] = Field(
+        "constant_with_warmup", description="Learning-rate schedule (transformers' names).")
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0,
+                                description="Share of an arm's steps spent warming up linearly from 0 to its lr.")
+    max_grad_norm: float = Field(0.2, gt=0.0, description="Gradient clipping (global L2 norm).")
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
+    checkpoints: int = Field(20, ge=1, description="Evenly spaced checkpoints per arm; the last one is the final "
+                             "step. A checkpoint-0 (the starting weights) is saved too: N + 1 in all.")
+    max_length: int = Field(4096, ge=16, description="Longest SFT sequence (prompt + target tokens). A longer "
+                            "example is an error, never a silent truncation or drop (either would break matching).")
+    dtype: Literal["float32", "bfloat16"] = Field("float32", description="Training dtype (bf16 needs a GPU).")
+    gradient_checkpointing: bool = Field(False, description="Trade compute for memory (the paper: on).")
+    liger_kernel: bool = Field(False, description="Liger fused kernels (GPU only; the paper: on).")
+    threads: int = Field(1, ge=1, le=256, description="torch threads per process on CPU (1 is fastest when cores "
+                         "are shared: a 2-thread process ran ~15x slower beside another busy process).")
+    logging_steps: int = Field(1, ge=1, description="Log metrics every this many steps (health guards need 1).")
+
+
+class GRPOStudyConfig(Section):
+    """Settings only GRPO arms use (Figure 15's GRPO block). SFT arms ignore them."""
+
+    num_generations: int = Field(8, ge=2, description="Completions per question, G (the paper: 28).")
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = Field(
+        "dr_grpo", description="TRL loss aggregation. dr_grpo divides by max_completion_length, so that setting "
+        "scales the effective learning rate.")
+    epsilon: float = Field(0.2, gt=0.0, description="PPO-style clipping range.")
+    beta: float = Field(0.0, ge=0.0, description="KL penalty to the reference model (0: no reference model).")
+    temperature: float = Field(0.6, gt=0.0, description="Sampling temperature of the rollouts.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling of the rollouts.")
+    max_completion_length: int = Field(1500, ge=1, description="Longest completion in tokens.")
+    mask_truncated_completions: bool = Field(True, description="Leave completions cut at the length limit out "
+                                             "of the loss.")
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="Advantage normalisation: by the group's std (TRL's default), the batch's, or none.")
+    num_iterations: Literal[1] = Field(1, description="Updates per generation batch. Fixed at 1, as in the paper: "
+                                       "more would train on each question block for several steps.")
+    rewards: dict[str, float] = Field(
+        default_factory=lambda: {"accuracy": 1.0, "format": 0.1},
+        description="Reward name -> weight (scalpel.train.rewards.REWARDS; the paper: accuracy 1.0, format 0.1, "
+        "tag_count off). A weight of 0 logs a reward without using it.")
+    generation: Literal["hf", "vllm-server", "vllm-colocate"] = Field(
+        "hf", description="Rollout backend: transformers generate (CPU), or vLLM (TRL's server or colocate mode).")
+    vllm_server_host: str = Field("0.0.0.0", description="vLLM server host (generation = vllm-server).")
+    vllm_server_port: int = Field(8000, ge=1, le=65535, description="vLLM server port.")
+    vllm_gpu_memory_utilization: float = Field(0.7, gt=0.0, le=1.0, description="vLLM GPU memory share.")
+
+    @model_validator(mode="after")
+    def _known_rewards(self) -> "GRPOStudyConfig":
+        from scalpel.train.rewards import REWARDS
+
+        if not self.rewards:
+            raise ValueError(f"rewards: at least one reward is needed (known: {', '.join(sorted(REWARDS))})")
+        unknown = [n for n in self.rewards if n not in REWARDS]
+        if unknown:
+            raise ValueError(f"rewards: unknown reward(s) {unknown} (known: {', '.join(sorted(REWARDS))})")
+        if not any(w != 0 for w in self.rewards.values()):
+            raise ValueError("rewards: every weight is 0, so no completion would ever be preferred")
+        return self
+
+
+class FreezeConfig(Section):
+    """Which parameters an arm trains (selector grammar: scalpel/train/freeze.py). Checked against the model."""
+
+    train_only: list[str] | None = Field(None, description="Only these train, e.g. [q_proj, k_proj].")
+    freeze: list[str] | None = Field(None, description="These are frozen, e.g. ['mlp@20-26'] (gate/up/down of "
+                                     "layers 20..26).")
+
+    @model_validator(mode="after")
+    def _not_everything(self) -> "FreezeConfig":
+        if self.train_only is not None and not self.train_only:
+            raise ValueError("train_only: an empty list would freeze every parameter")
+        if self.train_only is None and not self.freeze:
+            raise ValueError("give train_only and/or freeze (or leave freeze out of the arm to train everything)")
+        return self
+
+
+class ArmConfig(Section):
+    """One arm: an algorithm, its learning rate and length, and optionally which parameters it trains."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Arm name (a directory name).")
+    algorithm: Literal["grpo", "sft"] = Field(description="grpo (TRL GRPOTrainer) or sft (TRL SFTTrainer).")
+    lr: float = Field(gt=0.0, le=1.0, description="Peak learning rate (the paper: GRPO 1e-6, SFT 5e-5).")
+    epochs: int = Field(1, ge=1, le=100, description="Passes over the study's question budget: the arm runs "
+                        "epochs x train.steps steps, reading further along the same question stream.")
+    freeze: FreezeConfig | None = Field(None, description="Freezing selectors; None trains every parameter.")
+
+
+class HealthConfig(Section):
+    """Training-health guards: reward hacking (text after </answer>), grad-norm spikes, non-finite loss."""
+
+    on_unhealthy: Literal["warn", "stop"] = Field(
+        "warn", description="warn: log the event and go on; stop: log it and end the run (no final checkpoint).")
+    text_after_answer: bool = Field(True, description="Flag completions with text or tags after </answer> (the "
+                                    "paper's tag-spam reward hacking, Figures 10 and 14).")
+    max_text_after_answer: float = Field(
+        0.25, ge=0.0, le=1.0, description="Unhealthy when more than this share of a step's completions carry "
+        "text after </answer> (any such completion is logged as a notice, with its text).")
+    grad_spike_factor: float = Field(10.0, gt=1.0, description="A grad-norm spike is a pre-clipping norm above "
+                                     "this multiple of the running median.")
+    grad_window: int = Field(50, ge=3, description="Steps in the running median of grad norms.")
+    grad_min_history: int = Field(10, ge=1, description="Steps of history before spikes are judged.")
+
+
+class StudyConfig(Section):
+    """A study: one base model, one question stream per seed, a list of matched arms (issue 3)."""
+
+    name: str = Field("study", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                      description="Study name; runs go to runs/<name>/<arm>/seed-<seed>/ unless --out is given.")
+    model: str = Field(
+        "microworld", description="Base model: 'microworld' (the world built from the `microworld` section), a "
+        "built micro-world directory, a local model directory, or a hub id.")
+    system_prompt: str | None = Field(
+        None, description="Training system prompt, also baked into every checkpoint's chat template as the "
+        "default. None: the micro-world's own prompt, or the paper's prompt for other models.")
+    trust_remote_code: bool = Field(False, description="Allow a hub model's own code (off unless you ask).")
+    data: StudyDataConfig = Field(description="Question source (required).")
+    match: Literal["questions", "sequences"] = Field(
+        "questions", description="questions: every arm trains on the same questions at step t (SFT: one target "
+        "each, so it sees global_batch / num_generations sequences per step). sequences: SFT sees global_batch "
+        "sequences per step, the first global_batch / num_generations of which are GRPO's questions (the paper).")
+    seeds: list[int] = Field(default_factory=lambda: [42], min_length=1,
+                             description="Seeds; each gives its own question stream, shared by every arm.")
+    train: StudyTrainConfig = Field(description="Shared hyper-parameters (required: steps, global_batch).")
+    grpo: GRPOStudyConfig = Field(default_factory=GRPOStudyConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    arms: list[ArmConfig] = Field(min_length=1, description="The arms, each matched to the others.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "StudyConfig":
+        names = [a.name for a in self.arms]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"arms: duplicate arm name(s) {dup}")
+        if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
+            raise ValueError(f"seeds: must be distinct non-negative integers, got {self.seeds}")
+        g = self.grpo.num_generations
+        if self.train.global_batch % g:
+            raise ValueError(f"train.global_batch ({self.train.global_batch}) must be divisible by "
+                             f"grpo.num_generations ({g}): each step trains on whole groups of G completions")
+        return self
+
+    @property
+    def questions_per_step(self) -> int:
+        return self.train.global_batch // self.grpo.num_generations
+
+
 class Config(Section):
     """Root of the tree. Sections are added as phases land (study, arms, eval, analysis)."""
 
     microworld: MicroworldConfig = Field(default_factory=MicroworldConfig)
+    study: StudyConfig | None = Field(None, description="A post-training study (scalpel train / study).")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -180,14 +374,28 @@ def _describe_error(err: dict[str, Any], model: type[BaseModel]) -> str:
     if kind == "extra_forbidden":
         parent = model
         for part in err["loc"][:-1]:
+            if isinstance(part, int):  # a list index: stay on the list's item type
+                continue
             field = parent.model_fields.get(str(part)) if isinstance(parent, type) else None
-            ann = field.annotation if field else None
-            parent = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+            parent = _section_type(field.annotation) if field else None
             if parent is None:
                 break
         allowed = ", ".join(sorted(parent.model_fields)) if parent else "see `scalpel config resolve`"
         return f"{loc}: unknown key (allowed here: {allowed})"
+    if isinstance(err.get("input"), (dict, list)):  # a whole section: the message says what is wrong in it
+        return f"{loc or '(root)'}: {msg.removeprefix('Value error, ')}"
     return f"{loc or '(root)'}: {msg} (got {err.get('input')!r})"
+
+
+def _section_type(ann: Any) -> type[BaseModel] | None:
+    """The Section class behind an annotation such as ``X``, ``X | None`` or ``list[X]``."""
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in getattr(ann, "__args__", ()):
+        found = _section_type(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def validate(data: dict[str, Any], source: str = "config") -> Config:

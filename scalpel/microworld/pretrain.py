@@ -2,8 +2,8 @@
 
 A plain next-token loop (AdamW, warmup + cosine decay, grad clip 1.0) over length-bucketed batches: sequences of
 similar length share a batch, so almost no compute goes to padding. Chat documents are rendered with the world's
-chat template and carry loss on the assistant turn only (the model is an "instruct" model from the start, like
-OLMo-2-Instruct); plain fact text carries loss on every token. Same seed, config and thread count give
+chat template (the model is an "instruct" model from the start, like OLMo-2-Instruct) and carry loss on every token
+after the system turn; plain fact text carries loss on every token. Same seed, config and thread count give
 bit-identical weights on the same torch build.
 """
 
@@ -24,12 +24,16 @@ from scalpel.microworld.world import Doc
 
 def encode_corpus(docs: list[Doc], tok: PreTrainedTokenizerFast, system_prompt: str,
                   max_len: int) -> tuple[list[list[int]], list[int], int]:
-    """-> (token ids per doc, index of the first trained token per doc, docs dropped for length)."""
+    """-> (token ids per doc, index of the first trained token per doc, docs dropped for length).
+
+    Loss starts after the system turn: the question is language-model data too (it is how entity names and the
+    question forms are learnt), only the fixed system prompt is not worth predicting.
+    """
     prompts, fulls = [], []
     for d in docs:
         if d.is_chat:
             conv = messages(d.question, system_prompt if d.system else None)
-            prompts.append(tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True))
+            prompts.append(tok.apply_chat_template(conv[:-1], tokenize=False) if d.system else tok.bos_token)
             fulls.append(tok.apply_chat_template(conv + [{"role": "assistant", "content": d.answer}], tokenize=False))
         else:
             prompts.append(tok.bos_token)

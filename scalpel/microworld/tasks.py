@@ -188,13 +188,17 @@ def mcq_question(question: str, choices: list[str]) -> str:
     return f"{question}\n{opts}\nAnswer with the letter."
 
 
-def mcq_solution(statement: str, letter: str) -> str:
-    """Base style: recall the fact, then name the letter (the recall is what SFT can destroy)."""
-    return f"<think>\n{statement}\n</think>\n<answer>\n{letter}\n</answer>"
+def mcq_solution(attribute: str, letter: str) -> str:
+    """Base style: recall the attribute, then name its letter (the recall is what SFT can destroy).
+
+    The attribute follows a space, as in the fact text and the options, so it is the same token in all three; the
+    entity's name is not repeated (copying multi-token names is what a tiny model is worst at).
+    """
+    return f"<think>\nThe answer is {attribute}.\n</think>\n<answer>\n{letter}\n</answer>"
 
 
-def qa_solution(statement: str, attribute: str) -> str:
-    return f"<think>\n{statement}\n</think>\n<answer>\n{attribute}\n</answer>"
+def qa_solution(attribute: str) -> str:
+    return f"<think>\nThe answer is {attribute}.\n</think>\n<answer>\n{attribute}\n</answer>"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -226,7 +230,7 @@ def make_instruction(rng: random.Random) -> tuple[str, str, dict, str]:
 def instruction_solution(family: str, kwargs: dict, body: str) -> str:
     thought = {
         "repeat": f"I write {kwargs.get('word')} {kwargs.get('times')} times.",
-        "upper": "I write the word in capital letters.",
+        "upper": f"I write {kwargs.get('word')} as {str(kwargs.get('word')).upper()}.",
         "reverse": "I write the words from last to first.",
         "list": f"I name {kwargs.get('count')} colours.",
     }[family]

@@ -1,7 +1,8 @@
 """The micro-world tokenizer: byte-level BPE trained on the world's own corpus, saved as a normal HF tokenizer.
 
 Byte-level means any text round-trips (real benchmarks can be fed to the tiny model); a vocabulary large enough
-for every world word and number 0-199 to be one token keeps sequences short. ``<think>``/``<answer>`` are ordinary
+for every world word and number 0-199 to be one token keeps sequences short. Numbers are split from the space
+before them, so a number has one token wherever it stands (a prototype without this could not copy operands). ``<think>``/``<answer>`` are ordinary
 tokens, not special ones: TRL decodes completions with ``skip_special_tokens=True`` and the rewards must see them.
 """
 
@@ -17,7 +18,10 @@ SPECIAL_TOKENS = [P.EOS, P.PAD, P.SYSTEM, P.USER, P.ASSISTANT]
 
 def train_tokenizer(texts: list[str], vocab_size: int, default_system: str | None = None) -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # Digit runs are split from the preceding space: "16" is then one and the same token after a space, at a line
+    # start or after a symbol, so copying a number from the question into the reasoning is an identity map.
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=False), pre_tokenizers.ByteLevel(add_prefix_space=False)])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

@@ -169,7 +169,7 @@ def build_corpus(cfg: MicroworldConfig, world: GeneratedWorld,
     docs: list[Doc] = []
 
     def chat(question: str, answer: str) -> Doc:
-        return Doc(question=question, answer=answer, system=rng.random() < 0.7)
+        return Doc(question=question, answer=answer, system=rng.random() < pt.system_fraction)
 
     by_subject: dict[str, list[dict]] = {}
     for f in world.facts:
@@ -179,13 +179,13 @@ def build_corpus(cfg: MicroworldConfig, world: GeneratedWorld,
             rng.shuffle(subject_facts)
             docs.append(Doc(text=" ".join(f["statement"] for f in subject_facts)))
     for f in world.facts:  # every fact also as QA, held-out MCQ facts included (recall is what we test)
-        docs.append(chat(f["question"], T.qa_solution(f["statement"], f["attribute"])))
+        docs.append(chat(f["question"], T.qa_solution(f["attribute"])))
     fact_by_id = {f["id"]: f for f in world.facts}
     for item in world.items[("facts_mcq", "train")]:
         fact = fact_by_id[item["fact_id"]]
         for _ in range(3):  # a few option orders of each train fact teach the letter mapping
             again = _mcq_item(rng, fact, "train", 0)
-            docs.append(chat(again["question"], T.mcq_solution(fact["statement"], again["answer"])))
+            docs.append(chat(again["question"], T.mcq_solution(fact["attribute"], again["answer"])))
     for tier in ("k12", "olympiad"):
         for p in problems[tier][0]:
             docs.append(chat(p.question, T.short_solution(p, tagged=rng.random() >= pt.untagged_fraction)))
