@@ -17,7 +17,9 @@ from scalpel.microworld.build import WorldError
 COMMAND_MODULES = [
     "scalpel.config_cli",
     "scalpel.microworld.cli",
+    "scalpel.analyze.cli",
     "scalpel.evaluate.cli",
+    "scalpel.train.cli",
 ]
 
 

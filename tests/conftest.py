@@ -34,3 +34,16 @@ def test_world(tmp_path_factory, test_config):
     from scalpel.microworld import build
 
     return build(test_config, tmp_path_factory.mktemp("mw") / "test-world", progress=False, log=lambda *_: None)
+
+
+@pytest.fixture(scope="module")
+def grader():
+    """The shared maths grader (``scalpel.grading.default_grader()``: the accuracy reward and the evaluation's maths
+    scores use it), workers started, with a 1 s per-item timeout for the module's tests."""
+    from scalpel import grading
+
+    g = grading.default_grader()
+    saved, g.timeout = g.timeout, 1.0
+    g.warm_up()
+    yield g
+    g.timeout = saved

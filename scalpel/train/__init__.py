@@ -1,0 +1,1 @@
+"""Training: GRPO and SFT arms on TRL, rewards, freezing, checkpoints."""

@@ -1,0 +1,62 @@
+"""Every MATH-500 / AIME24 / GSM8k gold answer, fed back as a completion in the expected format, scores correct;
+perturbed answers score wrong. Runs math-verify in the worker pool (2 processes); ~1850 golds x 3 completions."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from scalpel.data import benchmarks as B
+from scalpel.evaluate import scoring as S
+
+pytestmark = pytest.mark.shared
+
+_INT = re.compile(r"-?\d+")
+
+
+def perturb(items: list[B.Item]) -> list[str]:
+    """Integers -> n+1; anything else -> the gold of another item with a different gold string."""
+    out = []
+    for k, it in enumerate(items):
+        g = it.gold.strip()
+        if _INT.fullmatch(g.replace(",", "")):
+            out.append(str(int(g.replace(",", "")) + 1))
+            continue
+        j = (k + 7) % len(items)
+        while items[j].gold.strip() == g:
+            j = (j + 1) % len(items)
+        out.append(items[j].gold)
+    return out
+
+
+def failures(items, scores):
+    return [(it.id, it.gold, s.extracted, s.error) for it, s in zip(items, scores) if not s.correct]
+
+
+@pytest.mark.parametrize("name, n", [("math500", 500), ("aime24", 30), ("gsm8k", 1319)])
+def test_golds_round_trip_and_perturbations_fail(shared_benchmarks, name, n):
+    bench = B.get(name)
+    items, _ = bench.load(B.LoadContext(data_dir=shared_benchmarks))
+    assert len(items) == n
+    tagged = [f"<think>\nworking\n</think>\n<answer>\n{it.gold}\n</answer>" for it in items]
+    scores = S.score_items(bench.scorer, items, tagged)
+    assert all(s.gold_ok for s in scores)
+    assert failures(items, scores) == []
+    wrong = [f"<answer>\n{p}\n</answer>" for p in perturb(items)]
+    scored_right = [(it.id, it.gold, p) for it, p, s in
+                    zip(items, perturb(items), S.score_items(bench.scorer, items, wrong)) if s.correct]
+    assert scored_right == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, template", [
+    ("math500", "Therefore the answer is $\\boxed{{{gold}}}$."),  # no answer tag: the last \boxed{} is used
+    ("aime24", "Therefore the answer is $\\boxed{{{gold}}}$."),
+    ("gsm8k", "3 + 4 = 7.\n#### {gold}"),  # GSM8k's own format, as in its 5-shot examples
+])
+def test_golds_round_trip_in_the_other_accepted_formats(shared_benchmarks, name, template):
+    bench = B.get(name)
+    items, _ = bench.load(B.LoadContext(data_dir=shared_benchmarks))
+    scores = S.score_items(bench.scorer, items, [template.format(gold=it.gold) for it in items])
+    assert failures(items, scores) == []
