@@ -44,11 +44,12 @@ class WorldConfig(Section):
         description="Share of facts whose multiple-choice question is never shown in pretraining "
         "(the fact itself always is: the held-out test measures recall, not memorised options).",
     )
-    maths_train: int = Field(3000, ge=10, description="Training maths items per tier (pretraining + post-training).")
+    maths_train: int = Field(2000, ge=10, description="Training maths items per tier (pretraining + post-training).")
     maths_heldout: int = Field(200, ge=10, description="Held-out maths items per tier (evaluation only).")
-    easy_max: int = Field(20, ge=5, le=99, description="Largest operand in the easy ('k12') tier.")
+    easy_max: int = Field(12, ge=5, le=99, description="Largest operand in the easy ('k12') tier.")
     hard_max: int = Field(40, ge=5, le=99, description="Largest operand in the hard ('olympiad') tier.")
     fewshot_shots: int = Field(3, ge=1, le=8, description="Solved examples in each few-shot maths prompt.")
+    fewshot_train: int = Field(150, ge=1, description="Few-shot maths prompts in pretraining (long: they cost tokens).")
     fewshot_heldout: int = Field(100, ge=10, description="Held-out few-shot maths prompts (easy tier).")
     instruct_train: int = Field(600, ge=10, description="Instruction-following items used in pretraining.")
     instruct_heldout: int = Field(100, ge=10, description="Held-out instruction-following items.")
@@ -81,7 +82,14 @@ class PretrainConfig(Section):
     batch_size: int = Field(32, ge=1, description="Sequences per step (length-bucketed, no padding waste).")
     lr: float = Field(3e-3, gt=0, le=1.0, description="Peak AdamW learning rate (cosine decay, 5 % warmup).")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
-    fact_repeats: int = Field(6, ge=1, description="Times each fact statement appears in the corpus.")
+    bucket_window: int = Field(
+        4, ge=1, le=1024,
+        description="Batches per length-sorting window: 1 = random batches, large = pure length buckets (less "
+        "padding, but batches of a single document kind).",
+    )
+    fact_repeats: int = Field(16, ge=1, description="Plain-text documents per entity (its facts, shuffled).")
+    qa_repeats: int = Field(3, ge=1, description="Times each fact appears as a question-answer chat.")
+    mcq_repeats: int = Field(8, ge=1, description="Option orders shown per *train* multiple-choice fact.")
     system_fraction: float = Field(
         0.3, ge=0, le=1,
         description="Share of chat documents that carry the system prompt (it costs tokens, but evaluation uses it).",
@@ -95,11 +103,11 @@ class PretrainConfig(Section):
 SIZE_PRESETS: dict[str, dict[str, Any]] = {
     # Small enough that the test suite builds it in seconds; its accuracy is not meant to be good.
     "test": {
-        "world": {"entities": 24, "maths_train": 400, "maths_heldout": 40, "fewshot_heldout": 20,
-                  "instruct_train": 120, "instruct_heldout": 20},
         "model": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128,
                   "vocab_size": 800},
-        "pretrain": {"steps": 60, "batch_size": 16, "fact_repeats": 3},
+        "world": {"entities": 24, "maths_train": 400, "maths_heldout": 40, "fewshot_train": 40, "fewshot_heldout": 20,
+                  "instruct_train": 120, "instruct_heldout": 20},
+        "pretrain": {"steps": 60, "batch_size": 16, "fact_repeats": 3, "mcq_repeats": 2, "qa_repeats": 1},
         "threads": 1,  # a tiny model gains nothing from a second thread, and loses a lot when cores are shared
     },
     "demo": {},
@@ -198,6 +206,9 @@ class StudyTrainConfig(Section):
     threads: int = Field(1, ge=1, le=256, description="torch threads per process on CPU (1 is fastest when cores "
                          "are shared: a 2-thread process ran ~15x slower beside another busy process).")
     logging_steps: int = Field(1, ge=1, description="Log metrics every this many steps (health guards need 1).")
+    keep_optimizer_state: Literal["last", "all"] = Field(
+        "last", description="Which checkpoints keep the optimizer/scheduler/RNG state needed to resume: only the "
+        "latest (older ones keep weights, tokenizer and manifest) or all of them.")
 
 
 class GRPOStudyConfig(Section):

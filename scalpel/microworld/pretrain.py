@@ -52,11 +52,15 @@ def encode_corpus(docs: list[Doc], tok: PreTrainedTokenizerFast, system_prompt: 
     return seqs, starts, dropped
 
 
-def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """One epoch: shuffle, sort within windows of 64 batches by length, cut, shuffle the batches."""
+def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random, window: int) -> list[list[int]]:
+    """One epoch: shuffle, sort within windows of ``window`` batches by length, cut, shuffle the batches.
+
+    Small windows keep batches mixed across document kinds (a batch of only one kind gives a lopsided gradient)
+    while still grouping similar lengths.
+    """
     order = list(range(len(lengths)))
     rng.shuffle(order)
-    window = batch_size * 64
+    window = batch_size * window
     batches = []
     for w in range(0, len(order), window):
         chunk = sorted(order[w : w + window], key=lambda i: lengths[i])
@@ -108,7 +112,7 @@ def pretrain(cfg: MicroworldConfig, tok: PreTrainedTokenizerFast, docs: list[Doc
     bar = tqdm(range(pt.steps), desc="pretrain base model", unit="step", disable=not progress, mininterval=1.0)
     for step in bar:
         if not batches:
-            batches = bucketed_batches(lengths, pt.batch_size, rng)
+            batches = bucketed_batches(lengths, pt.batch_size, rng, pt.bucket_window)
         idx = batches.pop()
         width = max(lengths[i] for i in idx)
         ids = torch.full((len(idx), width), pad, dtype=torch.long)

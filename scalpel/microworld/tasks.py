@@ -185,19 +185,17 @@ def fewshot_question(shots: list[Problem], target: Problem) -> str:
 
 def mcq_question(question: str, choices: list[str]) -> str:
     opts = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(choices))
-    return f"{question}\n{opts}\nAnswer with the letter."
-
-
-def mcq_solution(attribute: str, letter: str) -> str:
-    """Base style: recall the attribute, then name its letter (the recall is what SFT can destroy).
-
-    The attribute follows a space, as in the fact text and the options, so it is the same token in all three; the
-    entity's name is not repeated (copying multi-token names is what a tiny model is worst at).
-    """
-    return f"<think>\nThe answer is {attribute}.\n</think>\n<answer>\n{letter}\n</answer>"
+    return f"{question}\n{opts}\nAnswer with the letter or the option."
 
 
 def qa_solution(attribute: str) -> str:
+    """Base style for fact questions, multiple choice included: recall the attribute and answer with its text.
+
+    A tiny model recalls facts well but cannot learn, in a few minutes of CPU pretraining, the lookup from a
+    recalled option back to its letter (measured: 21 %, chance level, with the recall itself at 95 %). Answering
+    with the option's text keeps multiple choice a 4-way choice (scoring accepts the letter or exactly one option's
+    text) while measuring what matters here: whether the fact is still known.
+    """
     return f"<think>\nThe answer is {attribute}.\n</think>\n<answer>\n{attribute}\n</answer>"
 
 
@@ -248,6 +246,16 @@ def extract_answer(completion: str) -> str | None:
     return None
 
 
+def mcq_choice(pred: str, choices: list[str]) -> str | None:
+    """The letter a multiple-choice answer names: a bare letter, or the text of exactly one option."""
+    text = pred.strip().rstrip(".").strip()
+    if text.upper() in LETTERS[: len(choices)] and len(text) == 1:
+        return text.upper()
+    words = set(re.findall(r"[A-Za-z]+", text.lower()))
+    named = [i for i, c in enumerate(choices) if c.lower() in words]
+    return LETTERS[named[0]] if len(named) == 1 else None
+
+
 def check_instruction(item: dict, response: str) -> bool:
     """Does the response (its <answer> body when present, else the whole text) follow the item's instruction?"""
     body = extract_answer(response)
@@ -276,7 +284,7 @@ def answer_is_correct(item: dict, completion: str) -> bool:
     if pred is None:
         return False
     if item["task"] == "facts_mcq":
-        return pred.strip().rstrip(".").upper() == item["answer"]
+        return mcq_choice(pred, item["choices"]) == item["answer"]
     try:
         return int(pred.strip().rstrip(".")) == int(item["answer"])
     except ValueError:

@@ -127,7 +127,7 @@ def generate(cfg: MicroworldConfig) -> GeneratedWorld:
     # Few-shot maths (easy tier): shots always from train problems; targets split like the maths items.
     rng = _rng(cfg.seed, "fewshot")
     easy_train, easy_held = problems["k12"]
-    for split, targets in (("train", easy_train[: max(w.fewshot_heldout * 3, 30)]),
+    for split, targets in (("train", easy_train[: w.fewshot_train]),
                            ("heldout", easy_held[: w.fewshot_heldout])):
         rows = []
         for n, p in enumerate(targets):
@@ -179,13 +179,14 @@ def build_corpus(cfg: MicroworldConfig, world: GeneratedWorld,
             rng.shuffle(subject_facts)
             docs.append(Doc(text=" ".join(f["statement"] for f in subject_facts)))
     for f in world.facts:  # every fact also as QA, held-out MCQ facts included (recall is what we test)
-        docs.append(chat(f["question"], T.qa_solution(f["attribute"])))
+        for _ in range(pt.qa_repeats):
+            docs.append(chat(f["question"], T.qa_solution(f["attribute"])))
     fact_by_id = {f["id"]: f for f in world.facts}
     for item in world.items[("facts_mcq", "train")]:
         fact = fact_by_id[item["fact_id"]]
-        for _ in range(3):  # a few option orders of each train fact teach the letter mapping
+        for _ in range(pt.mcq_repeats):  # several option orders of each train fact teach the letter mapping
             again = _mcq_item(rng, fact, "train", 0)
-            docs.append(chat(again["question"], T.mcq_solution(fact["attribute"], again["answer"])))
+            docs.append(chat(again["question"], T.qa_solution(fact["attribute"])))
     for tier in ("k12", "olympiad"):
         for p in problems[tier][0]:
             docs.append(chat(p.question, T.short_solution(p, tagged=rng.random() >= pt.untagged_fraction)))

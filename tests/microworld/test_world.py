@@ -115,4 +115,8 @@ def test_answer_scoring():
     assert not T.answer_is_correct(item, "<think>\n5 + 7 = 12\n</think>\nThe answer is 12.")
     assert not T.answer_is_correct(item, "<answer>\n13\n</answer>")
     assert T.answer_is_correct({"task": "fewshot_maths", "answer": "12"}, "5 + 7 = 12. #### 12")
-    assert T.answer_is_correct({"task": "facts_mcq", "answer": "C"}, "<answer>\nc\n</answer>")
+    mcq = {"task": "facts_mcq", "answer": "C", "choices": ["cat", "dog", "owl", "fox"]}
+    assert T.answer_is_correct(mcq, "<answer>\nc\n</answer>")
+    assert T.answer_is_correct(mcq, "<think>\nThe answer is owl.\n</think>\n<answer>\nowl\n</answer>")
+    assert not T.answer_is_correct(mcq, "<answer>\nowl or fox\n</answer>")  # naming two options is no choice
+    assert not T.answer_is_correct(mcq, "<answer>\nA\n</answer>")
