@@ -33,7 +33,7 @@ class Section(BaseModel):
 class WorldConfig(Section):
     """How big the synthetic world is. Facts are fixed per seed; maths items are drawn fresh per split."""
 
-    entities: int = Field(80, ge=8, le=2000, description="Invented entities (people) that carry facts.")
+    entities: int = Field(40, ge=8, le=2000, description="Invented entities (people) that carry facts.")
     relations: list[Literal["city", "job", "colour", "pet", "food"]] = Field(
         default_factory=lambda: ["city", "job", "colour", "pet"],
         description="Which attributes each entity has; each is one fact, asked as 4-way multiple choice.",
@@ -46,7 +46,7 @@ class WorldConfig(Section):
     )
     maths_train: int = Field(2000, ge=10, description="Training maths items per tier (pretraining + post-training).")
     maths_heldout: int = Field(200, ge=10, description="Held-out maths items per tier (evaluation only).")
-    easy_max: int = Field(12, ge=5, le=99, description="Largest operand in the easy ('k12') tier.")
+    easy_max: int = Field(10, ge=5, le=99, description="Largest operand in the easy ('k12') tier.")
     hard_max: int = Field(40, ge=5, le=99, description="Largest operand in the hard ('olympiad') tier.")
     fewshot_shots: int = Field(3, ge=1, le=8, description="Solved examples in each few-shot maths prompt.")
     fewshot_train: int = Field(150, ge=1, description="Few-shot maths prompts in pretraining (long: they cost tokens).")
@@ -87,8 +87,8 @@ class PretrainConfig(Section):
         description="Batches per length-sorting window: 1 = random batches, large = pure length buckets (less "
         "padding, but batches of a single document kind).",
     )
-    fact_repeats: int = Field(16, ge=1, description="Plain-text documents per entity (its facts, shuffled).")
-    qa_repeats: int = Field(3, ge=1, description="Times each fact appears as a question-answer chat.")
+    fact_repeats: int = Field(24, ge=1, description="Plain-text documents per entity (its facts, shuffled).")
+    qa_repeats: int = Field(4, ge=1, description="Times each fact appears as a question-answer chat.")
     mcq_repeats: int = Field(8, ge=1, description="Option orders shown per *train* multiple-choice fact.")
     system_fraction: float = Field(
         0.3, ge=0, le=1,
