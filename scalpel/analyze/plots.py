@@ -70,18 +70,9 @@ def save_gif(figs: Sequence[Figure], path: Path, ms_per_frame: int = 600) -> Pat
 def lines_figure(x: Sequence[float], series: dict[str, Sequence[float]], title: str, xlabel: str,
                  ylabel: str, logy: bool = False) -> Figure:
     """One line per series against a shared x (training step)."""
-    fig = _figure(6.0, 3.8)
-    ax = fig.add_subplot(1, 1, 1)
-    for name, ys in series.items():
-        ax.plot(list(x), list(ys), marker="o", markersize=3, label=name)
+    fig = curves_figure({name: (x, ys, None) for name, ys in series.items()}, title, xlabel, ylabel)
     if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+        fig.axes[0].set_yscale("log")
     return fig
 
 
