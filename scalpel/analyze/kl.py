@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from scalpel.analyze import plots
 from scalpel.analyze.checkpoints import Checkpoint, CheckpointRef, describe
+from scalpel.data.benchmarks import default_data_dir, read_table
 from scalpel.cli import UserError
 
 MATH500_NAMES = ("math500", "math-500", "huggingfaceh4/math-500")
@@ -69,13 +70,6 @@ class Batch:
 # ------------------------------------------------------------------------------------------------ data
 
 
-def _shared_benchmarks_dirs() -> list[Path]:
-    """Where real benchmark files live on our machines: $SCALPEL_BENCHMARKS, ../shared/data/benchmarks."""
-    dirs = [Path(os.environ["SCALPEL_BENCHMARKS"])] if os.environ.get("SCALPEL_BENCHMARKS") else []
-    repo = Path(__file__).resolve().parents[2]
-    return dirs + [Path.cwd().parent / "shared/data/benchmarks", repo.parent / "shared/data/benchmarks"]
-
-
 def load_pairs(data: str | Path, question_field: str | None = None, solution_field: str | None = None
                ) -> list[tuple[str, str]]:
     """(question, solution) pairs from a dataset name, a micro-world directory or a JSON/JSONL file."""
@@ -88,23 +82,17 @@ def load_pairs(data: str | Path, question_field: str | None = None, solution_fie
         rows = world.items("maths_easy", "heldout") + world.items("maths_hard", "heldout")
         return _pairs(rows, question_field or "question", solution_field or "teacher", str(path))
     if path.is_file():
-        raw = path.read_text()
-        if path.suffix == ".json":
-            rows = json.loads(raw)
-            rows = rows if isinstance(rows, list) else rows.get("data", rows.get("rows", []))
-        else:
-            rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
-        return _pairs(rows, question_field, solution_field, str(path))
+        return _pairs(read_table(path), question_field, solution_field, str(path))
     if text.lower() in MATH500_NAMES:
-        for d in _shared_benchmarks_dirs():
-            if (d / MATH500_FILE).is_file():
-                return load_pairs(d / MATH500_FILE, question_field, solution_field)
+        shared = default_data_dir()
+        if shared is not None and (shared / MATH500_FILE).is_file():
+            return load_pairs(shared / MATH500_FILE, question_field, solution_field)
         try:
             import datasets
 
             rows = list(datasets.load_dataset("HuggingFaceH4/MATH-500", split="test"))
         except Exception as exc:  # offline, or no such dataset: say what to do instead
-            raise UserError(f"cannot load MATH-500: no {MATH500_FILE} in {[str(d) for d in _shared_benchmarks_dirs()]} "
+            raise UserError(f"cannot load MATH-500: no {MATH500_FILE} in {shared or '../shared/data/benchmarks'} "
                             f"and the hub failed ({type(exc).__name__}); pass --data PATH/{MATH500_FILE} or set "
                             f"SCALPEL_BENCHMARKS") from None
         return _pairs(rows, question_field, solution_field, "HuggingFaceH4/MATH-500")
