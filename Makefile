@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS = 1
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: install test demo clean
+.PHONY: install browser test demo clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,17 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
-test: install
+# The report test renders the study report in Debian's headless chromium; install it when we can (root + apt).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ; } || \
+	  echo "note: chromium not installed (needs root and apt-get); the report's browser test will skip"
+
+test: install browser
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 demo: install
-	$(VENV)/bin/scalpel microworld build --size demo
+	$(VENV)/bin/scalpel demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

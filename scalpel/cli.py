@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "scalpel.analyze.cli",
     "scalpel.evaluate.cli",
     "scalpel.train.cli",
+    "scalpel.study.cli",
 ]
 
 

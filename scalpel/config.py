@@ -278,6 +278,10 @@ class ArmConfig(Section):
     epochs: int = Field(1, ge=1, le=100, description="Passes over the study's question budget: the arm runs "
                         "epochs x train.steps steps, reading further along the same question stream.")
     freeze: FreezeConfig | None = Field(None, description="Freezing selectors; None trains every parameter.")
+    tiers: list[Literal["k12", "olympiad"]] | None = Field(
+        None, min_length=1, description="Micro-world tiers this arm trains on instead of study.data.tiers (e.g. "
+        "GRPO on the hard tier, claim C8). Such an arm reads its own question stream, so it is matched to the "
+        "others in budget and schedule, not in question ids.")
 
 
 class HealthConfig(Section):
@@ -294,6 +298,43 @@ class HealthConfig(Section):
                                      "this multiple of the running median.")
     grad_window: int = Field(50, ge=3, description="Steps in the running median of grad norms.")
     grad_min_history: int = Field(10, ge=1, description="Steps of history before spikes are judged.")
+
+
+class StudyEvalConfig(Section):
+    """The study's evaluation phase: which benchmarks, which checkpoints, how to sample (scalpel.evaluate)."""
+
+    suite: str | None = Field(None, description="Benchmark suite (microworld, paper, local); None: 'microworld' for "
+                              "a micro-world base, else 'paper'.")
+    benchmarks: list[str] = Field(default_factory=list, description="Benchmarks added to the suite.")
+    in_domain: list[str] | None = Field(None, description="Benchmarks that count as in-domain in the claims; None: "
+                                        "the maths benchmarks of the suite.")
+    checkpoints: int | None = Field(4, ge=1, description="Evenly spaced checkpoints evaluated per arm and seed (the "
+                                    "final one always among them); None: every checkpoint.")
+    samples: int = Field(1, ge=1, description="Completions per item at every evaluated checkpoint.")
+    temperature: float = Field(0.7, ge=0.0, description="Sampling temperature (the paper's evaluation: 0.7).")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling (the paper's evaluation: 0.95).")
+    limit: int | None = Field(None, ge=1, description="First N items of every benchmark; None: all.")
+    passk_samples: int = Field(8, ge=1, description="Completions per item for the pass@k curves (base and final "
+                               "checkpoints, in-domain benchmarks); 1 turns the pass@k phase off.")
+    passk_limit: int | None = Field(50, ge=1, description="Items per benchmark in the pass@k phase.")
+    passk_arms: list[str] | None = Field(None, description="Arms whose final checkpoints get pass@k; None: all.")
+    batch_size: int = Field(64, ge=1, description="Prompts per generation batch.")
+    seed: int = Field(0, ge=0, description="Base seed of evaluation sampling (per-sample seeds are recorded).")
+
+
+class StudyAnalysisConfig(Section):
+    """The study's analysis phase (scalpel.analyze): KL to base, weight updates, causal tracing."""
+
+    kl: bool = Field(True, description="KL(base || checkpoint) on every checkpoint (Figure 4).")
+    kl_data: str | None = Field(None, description="KL text: 'math500', a JSON/JSONL file, or None: the micro-world's "
+                                "held-out maths with teacher solutions (micro-world bases), math500 otherwise.")
+    kl_max_examples: int | None = Field(200, ge=1, description="Examples in the KL text.")
+    weights: bool = Field(True, description="Per layer x matrix update norms, sparsity (Figures 5/6).")
+    spectrum: bool = Field(True, description="Effective rank / top-k energy of each update (SVD; costs time).")
+    trace: bool = Field(True, description="Causal tracing of the base model's fact recall (Figure 12).")
+    trace_facts: str | None = Field(None, description="Facts file (ROME known_1000.json); None: the micro-world's.")
+    trace_max_facts: int | None = Field(40, ge=1, description="Facts traced.")
+    trace_samples: int = Field(5, ge=1, description="Noise draws per fact.")
 
 
 class StudyConfig(Section):
@@ -319,6 +360,12 @@ class StudyConfig(Section):
     grpo: GRPOStudyConfig = Field(default_factory=GRPOStudyConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     arms: list[ArmConfig] = Field(min_length=1, description="The arms, each matched to the others.")
+    eval: StudyEvalConfig = Field(default_factory=StudyEvalConfig, description="scalpel study: evaluation phase.")
+    analysis: StudyAnalysisConfig = Field(default_factory=StudyAnalysisConfig,
+                                          description="scalpel study: analysis phase.")
+    workers: int = Field(1, ge=1, le=64, description="scalpel study: jobs (arm x seed trainings, evaluations) run "
+                         "side by side, each in its own process with train.threads threads. On a CPU, one "
+                         "worker per core beats one job with all cores for a model this small.")
 
     @model_validator(mode="after")
     def _consistent(self) -> "StudyConfig":
@@ -328,6 +375,12 @@ class StudyConfig(Section):
             raise ValueError(f"arms: duplicate arm name(s) {dup}")
         if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
             raise ValueError(f"seeds: must be distinct non-negative integers, got {self.seeds}")
+        unknown = sorted(set(self.eval.passk_arms or []) - set(names))
+        if unknown:
+            raise ValueError(f"eval.passk_arms: {unknown} are not arms of this study ({', '.join(names)})")
+        tiered = [a.name for a in self.arms if a.tiers is not None]
+        if tiered and self.data.source != "microworld":
+            raise ValueError(f"arms {tiered}: `tiers` needs data.source = microworld (got {self.data.source!r})")
         g = self.grpo.num_generations
         if self.train.global_batch % g:
             raise ValueError(f"train.global_batch ({self.train.global_batch}) must be divisible by "
@@ -370,12 +423,18 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     for text in overrides:
         path, value = parse_override(text)
         node = data
-        for i, part in enumerate(path[:-1]):
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"override {text!r}: {'.'.join(path[: i + 1])} is not a section")
-            node = child
-        node[path[-1]] = value
+        for i, part in enumerate(path):
+            if isinstance(node, list):  # study.arms.0.lr=... indexes a list
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"override {text!r}: {'.'.join(path[:i])} has {len(node)} entries; "
+                                      f"{part!r} is not an index of it")
+                part = int(part)
+            elif not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {'.'.join(path[:i])} is not a section")
+            if i == len(path) - 1:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {}) if isinstance(node, dict) else node[part]
     return data
 
 

@@ -88,14 +88,15 @@ def resolve_base(cfg: Config, log_fn=print) -> Base:
     return Base(model_path, system_prompt, world, desc)
 
 
-def load_pool(cfg: Config, base: Base, tokenizer) -> tuple[list[Question], dict]:
+def load_pool(cfg: Config, base: Base, tokenizer, arm: ArmConfig | None = None) -> tuple[list[Question], dict]:
     data = cfg.study.data
     if data.source == "microworld":
+        tiers = arm.tiers if arm is not None and arm.tiers else data.tiers
         pool = []
-        for tier in data.tiers:
+        for tier in tiers:
             for it in base.world.items(MICROWORLD_TASKS[tier], "train"):
                 pool.append(Question(it["id"], it["question"], str(it["answer"]), it["teacher"]))
-        return pool, {"source": "microworld", "world": str(base.world.dir), "tiers": list(data.tiers),
+        return pool, {"source": "microworld", "world": str(base.world.dir), "tiers": list(tiers),
                       "pool": len(pool)}
     from scalpel.data.openr1 import load_openr1
 
@@ -164,7 +165,7 @@ def arm_fingerprint(cfg: Config, arm: ArmConfig) -> str:
     """Hash of everything that decides this arm's numbers (not: name, other arms, seeds list, health, threads,
     per-device batch, logging). A resume refuses checkpoints written under a different fingerprint."""
     study = cfg.study.model_dump(mode="json")
-    for k in ("name", "arms", "seeds", "health"):
+    for k in ("name", "arms", "seeds", "health", "eval", "analysis", "workers"):
         study.pop(k)
     for k in ("threads", "per_device_batch", "logging_steps", "keep_optimizer_state"):
         study["train"].pop(k)
@@ -303,7 +304,7 @@ def run_arm(cfg: Config, arm_name: str, seed: int | None = None, out: str | Path
         return json.loads((run_dir / "arm.json").read_text())
 
     model, tok = _load_model_and_tokenizer(study, base)
-    pool, data_desc = load_pool(cfg, base, tok)
+    pool, data_desc = load_pool(cfg, base, tok, arm)
     stream = QuestionStream(pool, seed, plan.per_step, study.train.steps, study.data.max_questions)
     trainable = apply_freezing(model, arm.freeze.train_only, arm.freeze.freeze) if arm.freeze else None
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,306 @@
+"""``scalpel study``: base model -> every arm x seed -> evaluation -> analyses -> index, claims, report.
+
+Resumable by construction. Every job (``scalpel.study.jobs``) is idempotent on its own (training resumes from its
+last complete checkpoint, evaluation skips finished benchmarks, analyses rewrite their outputs) and, once it
+finishes, gets a done-marker ``.done/<job>.json`` holding the job's key (a hash of everything that decides its
+output). A rerun skips jobs whose marker matches and runs the rest, so after ``kill -9`` only unfinished work is
+redone and, everything being seeded, the results equal an uninterrupted run's.
+
+Side by side. Jobs run in ``study.workers`` worker processes as soon as their dependencies are done (an arm's
+evaluation and analyses start while other arms still train). Workers die with the study process (Linux
+``PR_SET_PDEATHSIG``), so a killed study leaves no orphan writing into its directory, and a lock file keeps two
+studies out of one directory. Each job logs to ``logs/<job>.log``; the terminal gets one line per event with
+per-phase progress and an estimate of the time left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sys
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing import get_context
+from pathlib import Path
+
+from scalpel import config
+from scalpel.config import Config, ConfigError
+from scalpel.study.jobs import KINDS, Context, Job, plan, run_job
+
+# Rough seconds per job before any has finished (replaced by measured means as jobs complete).
+PRIOR_SECONDS = {"train": 40.0, "eval": 30.0, "passk": 20.0, "kl": 10.0, "weights": 5.0, "trace": 20.0}
+# Changing these in a study directory is fine: evaluation / analysis jobs are keyed by their own settings and rerun.
+IGNORED_FOR_RESUME = (("study", "workers"), ("study", "train", "threads"), ("study", "eval"), ("study", "analysis"))
+
+
+class StudyFailed(RuntimeError):
+    """Some jobs failed; the others finished and the index/report cover what exists."""
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _comparable(cfg_json: dict) -> dict:
+    c = json.loads(json.dumps(cfg_json))
+    for path in IGNORED_FOR_RESUME:
+        d = c
+        for k in path[:-1]:
+            d = d.get(k, {})
+        d.pop(path[-1], None)
+    return c
+
+
+def _diff(a, b, prefix="") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _diff(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k)
+        return out
+    return [] if a == b else [prefix]
+
+
+@contextlib.contextmanager
+def study_lock(out: Path):
+    out.mkdir(parents=True, exist_ok=True)
+    fh = open(out / ".lock", "w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise ConfigError(f"{out} is in use by another scalpel study (lock {out / '.lock'})") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+def check_config(cfg: Config, out: Path) -> dict:
+    """Record the resolved config in ``out/config.json``; refuse to resume a directory trained under another config
+    (evaluation and analysis settings may change: the jobs they decide are rerun)."""
+    if cfg.study is None:
+        raise ConfigError("this config has no `study` section (see recipes/microworld/study.yaml)")
+    cfg_json = cfg.model_dump(mode="json")
+    path = out / "config.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        changed = _diff(_comparable(old), _comparable(cfg_json))
+        if changed:
+            raise ConfigError(f"{out} holds a study trained under a different configuration (differs in: "
+                              f"{', '.join(changed[:8])}); use another --out, or delete {out} to start over")
+    _write_atomic(path, json.dumps(cfg_json, indent=1))
+    return cfg_json
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Workers
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _init_worker() -> None:
+    """Die with the parent (no orphan keeps writing after a kill -9 of the study) and keep library chatter down."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
+    from scalpel.train.cli import quiet_libraries
+
+    quiet_libraries()
+
+
+def _work(cfg_json: dict, ctx_fields: dict, job: Job, log_path: str) -> tuple[float, dict | None, str | None]:
+    """Run one job with stdout/stderr going to its log file; never raises (a traceback travels back as text)."""
+    t0 = time.perf_counter()
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "a", buffering=1) as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            ctx = Context(config.validate(cfg_json, "config.json"), Path(ctx_fields["out"]),
+                          ctx_fields["base_model"], ctx_fields["world"], ctx_fields["system_prompt"])
+            print(f"== {job.name} ({time.strftime('%Y-%m-%d %H:%M:%S')})", flush=True)
+            result = run_job(ctx, job, log=lambda *a: print(*a, flush=True))
+            return time.perf_counter() - t0, result, None
+        except BaseException as exc:  # noqa: BLE001 - reported to the main process, which decides
+            traceback.print_exc()
+            return time.perf_counter() - t0, None, f"{type(exc).__name__}: {exc}"
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The study
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class LiveView:
+    """One line per event: what finished, per-phase counts, elapsed and an estimate of the time left."""
+
+    def __init__(self, jobs: list[Job], done: set[str], workers: int, say):
+        self.jobs, self.done, self.workers, self.say = jobs, done, workers, say
+        self.t0 = time.perf_counter()
+        self.measured: dict[str, list[float]] = {}
+        self.running: dict[str, float] = {}
+
+    def estimate(self, kind: str) -> float:
+        xs = self.measured.get(kind)
+        return sum(xs) / len(xs) if xs else PRIOR_SECONDS.get(kind, 20.0)
+
+    def left(self) -> float:
+        now = time.perf_counter()
+        todo = sum(self.estimate(j.kind) for j in self.jobs if j.name not in self.done and j.name not in self.running)
+        running = sum(max(0.0, self.estimate(j.kind) - (now - self.running[j.name]))
+                      for j in self.jobs if j.name in self.running)
+        return (todo + running) / self.workers
+
+    def counts(self) -> str:
+        parts = []
+        for kind in KINDS:
+            of = [j for j in self.jobs if j.kind == kind]
+            if of:
+                parts.append(f"{kind} {sum(j.name in self.done for j in of)}/{len(of)}")
+        return ", ".join(parts)
+
+    def event(self, text: str) -> None:
+        el = time.perf_counter() - self.t0
+        self.say(f"[{_clock(el)} | ~{_clock(self.left())} left] {text} · {self.counts()}")
+
+
+def _clock(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 60}:{s % 60:02d}"
+
+
+def marker_path(out: Path, job: Job) -> Path:
+    return out / ".done" / f"{job.name}.json"
+
+
+def is_done(out: Path, job: Job, cfg_json: dict) -> bool:
+    p = marker_path(out, job)
+    try:
+        return json.loads(p.read_text()).get("key") == job.key(cfg_json)
+    except (OSError, ValueError):
+        return False
+
+
+def prepare(cfg: Config, out: Path, say=print) -> tuple[Context, float]:
+    """Resolve (and if needed build) the base model; check what can be checked before any compute."""
+    from scalpel.train.arms import preflight, resolve_base
+
+    t0 = time.perf_counter()
+    base = resolve_base(cfg, say)
+    preflight(cfg, 1, base)
+    world = str(base.world.dir) if base.world is not None else None
+    return Context(cfg, out, base.model_path, world, base.system_prompt), time.perf_counter() - t0
+
+
+def run_study(cfg: Config, out: str | Path, say=print) -> Path:
+    """Run (or finish) the whole study in ``out``; returns the path of ``index.json``."""
+    from scalpel.study.index import build_index
+    from scalpel.study.report import write_report
+
+    out = Path(out)
+    with study_lock(out):
+        cfg_json = check_config(cfg, out)
+        timings_path = out / "timings.json"
+        timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+        say(f"study {cfg.study.name} -> {out}")
+        ctx, world_s = prepare(cfg, out, say)
+        timings.setdefault("phases", {})["base model (micro-world build or resolve)"] = round(world_s, 1)
+        jobs = plan(cfg)
+        done = {j.name for j in jobs if is_done(out, j, cfg_json)}
+        if done:
+            say(f"resuming: {len(done)} of {len(jobs)} jobs already done")
+        failed = _run_jobs(cfg_json, ctx, jobs, done, cfg.study.workers, timings, say)
+        t0 = time.perf_counter()
+        index = build_index(out, cfg, ctx, jobs, done, failed, timings)
+        timings["phases"]["index + claims"] = round(time.perf_counter() - t0, 1)
+        t0 = time.perf_counter()
+        report = write_report(out, index)
+        timings["phases"]["report"] = round(time.perf_counter() - t0, 1)
+        index["report"] = {"html": str(report.relative_to(out)), "markdown": "report/summary.md"}
+        index["timings"] = timings
+        _write_atomic(out / "index.json", json.dumps(index, indent=1, ensure_ascii=False))
+        _write_atomic(timings_path, json.dumps(timings, indent=1))
+        say("phase times (s): " + ", ".join(f"{k} {v}" for k, v in timings["phases"].items()))
+        say(f"report: {report}")
+        if failed:
+            raise StudyFailed(f"{len(failed)} job(s) failed: " + "; ".join(
+                f"{n} ({e}; log {out / 'logs' / (n + '.log')})" for n, e in failed.items()))
+        return out / "index.json"
+
+
+def _run_jobs(cfg_json: dict, ctx: Context, jobs: list[Job], done: set[str], workers: int, timings: dict,
+              say) -> dict[str, str]:
+    """Schedule jobs onto worker processes as their dependencies finish. Returns {job: error} of failures."""
+    out = ctx.out
+    todo = [j for j in jobs if j.name not in done]
+    failed: dict[str, str] = {}
+    if not todo:
+        return failed
+    view = LiveView(jobs, done, workers, say)
+    view.event(f"{len(todo)} job(s) to run on {workers} worker(s)")
+    fields = {"out": str(out), "base_model": ctx.base_model, "world": ctx.world, "system_prompt": ctx.system_prompt}
+    wall = {k: 0.0 for k in KINDS}
+    t_start = time.perf_counter()
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker)
+    running = {}
+    try:
+        while todo or running:
+            blocked = {j.name for j in todo if any(d in failed for d in j.deps)}
+            for j in [j for j in todo if j.name in blocked]:
+                failed[j.name] = "skipped: a job it depends on failed"
+                todo.remove(j)
+            ready = [j for j in todo if all(d in done for d in j.deps)]
+            while ready and len(running) < workers:
+                j = ready.pop(0)
+                todo.remove(j)
+                fut = pool.submit(_work, cfg_json, fields, j, str(out / "logs" / f"{j.name}.log"))
+                running[fut] = j
+                view.running[j.name] = time.perf_counter()
+            if not running:
+                break
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                j = running.pop(fut)
+                view.running.pop(j.name, None)
+                seconds, result, error = fut.result()
+                wall[j.kind] += seconds
+                if error is None:
+                    _write_atomic(marker_path(out, j), json.dumps({"key": j.key(cfg_json), "seconds": round(seconds, 2),
+                                                                   "result": result}, default=str))
+                    done.add(j.name)
+                    view.measured.setdefault(j.kind, []).append(seconds)
+                    view.event(f"{j.name} done in {seconds:.0f} s")
+                else:
+                    failed[j.name] = error
+                    view.event(f"{j.name} FAILED ({error}); log: {out / 'logs' / (j.name + '.log')}")
+    except BaseException:
+        for p in getattr(pool, "_processes", {}).values():
+            with contextlib.suppress(Exception):
+                p.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    timings["phases"]["jobs (wall)"] = round(time.perf_counter() - t_start, 1)
+    timings["job_seconds_this_run"] = {k: round(v, 1) for k, v in wall.items() if v}
+    return failed

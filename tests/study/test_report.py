@@ -1,0 +1,85 @@
+"""The report: self-contained, escapes model text, and renders in headless Chromium with every image loaded."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from scalpel.study.report import write_report
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+PLANT = '<script>alert("pwned")</script><img src=x onerror="alert(1)">'
+
+
+def planted(index: dict) -> dict:
+    ix = copy.deepcopy(index)
+    ix["runs"][0]["samples"] = [{"benchmark": "mw_maths_easy", "item_id": "i<1>", "prompt": "p", "gold": "</pre>",
+                                 "completion": PLANT, "correct": False}]
+    ix["runs"][0]["train"]["health"]["first"] = [{"step": 1, "kind": "text_after_answer", "unhealthy": True,
+                                                  "example": PLANT}]
+    ix["runs"][0]["train"]["health"]["events"] = 1
+    return ix
+
+
+def test_model_text_is_escaped_and_nothing_is_fetched(index, tmp_path):
+    path = write_report(tmp_path, planted(index))
+    page = path.read_text()
+    assert "<script" not in page and "onerror=" not in page.replace("onerror=&quot;", "")
+    assert "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt;" in page
+    assert page.count("&lt;script&gt;") >= 2  # the sample and the health event
+    assert not re.search(r'(src|href)="(https?:)?//', page), "the report must not reference anything online"
+    assert "<img src=\"data:image/png;base64," in page and "data:image/gif;base64," in page
+    md = (tmp_path / "report" / "summary.md").read_text()
+    assert "| C1 " in md and "C8" in md
+
+
+def chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("chromium is not installed (make test installs Debian's chromium when run as root)")
+    return exe
+
+
+CHECK = """<script>
+window.__errors = [];
+window.addEventListener('error', e => __errors.push(String(e.message || (e.target && e.target.src) || e)), true);
+window.addEventListener('load', () => {
+  const imgs = [...document.images];
+  const bad = imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt);
+  const pre = document.createElement('pre'); pre.id = 'scalpel-check';
+  pre.textContent = JSON.stringify({images: imgs.length, bad: bad, errors: __errors});
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(finished_study, tmp_path):
+    exe = chromium()
+    report = finished_study / "report" / "index.html"
+    page = report.read_text()
+    harness = tmp_path / "check.html"  # the report plus a probe script (the report itself has none)
+    harness.write_text(page.replace("<head>", "<head>" + CHECK, 1))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([exe, *flags, "--virtual-time-budget=5000", "--dump-dom", harness.as_uri()],
+                         capture_output=True, text=True, timeout=180)
+    m = re.search(r'<pre id="scalpel-check">(.*?)</pre>', dom.stdout, re.S)
+    assert m, dom.stderr[-2000:]
+    check = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert check["images"] >= 8 and check["bad"] == [] and check["errors"] == [], check
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "study-report.png"
+    shot.unlink(missing_ok=True)
+    run = subprocess.run([exe, *flags, "--enable-logging=stderr", "--v=0", "--window-size=1200,3000",
+                          f"--screenshot={shot}", report.as_uri()], capture_output=True, text=True, timeout=180)
+    assert shot.is_file() and shot.stat().st_size > 10_000, run.stderr[-2000:]
+    console = [line for line in run.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == [], console
