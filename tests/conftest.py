@@ -47,3 +47,25 @@ def grader():
     g.warm_up()
     yield g
     g.timeout = saved
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Fault-suite counters: tests/faults report what they exercised; printed at the end of the run (issue: fault suite).
+# ---------------------------------------------------------------------------------------------------------------
+
+FAULT_COUNTS: dict[str, int] = {}
+
+
+@pytest.fixture(scope="session")
+def tally():
+    def add(kind: str, n: int = 1) -> None:
+        FAULT_COUNTS[kind] = FAULT_COUNTS.get(kind, 0) + n
+
+    return add
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FAULT_COUNTS:
+        terminalreporter.section("fault suite")
+        for kind, n in sorted(FAULT_COUNTS.items()):
+            terminalreporter.write_line(f"{kind}: {n}")

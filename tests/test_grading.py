@@ -10,7 +10,12 @@ import time
 import pytest
 
 from scalpel import grading
-from scalpel.grading import answer_candidates, extract_answer, last_answer_tag, last_boxed
+from scalpel.grading import (
+    answer_candidates,
+    extract_answer,
+    last_answer_tag,
+    last_boxed,
+)
 
 SLACK = 4.0  # a replacement worker's start-up on a busy 2-core machine
 

@@ -21,7 +21,7 @@ and the base model's log-probabilities are computed once and reused for every ch
 from __future__ import annotations
 
 import csv
-import json
+import logging
 import math
 import os
 from collections.abc import Iterator
@@ -32,10 +32,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from scalpel import atomic
 from scalpel.analyze import plots
 from scalpel.analyze.checkpoints import Checkpoint, CheckpointRef, describe
-from scalpel.data.benchmarks import default_data_dir, read_table
 from scalpel.cli import UserError
+from scalpel.data import rows as rows_mod
+from scalpel.data.benchmarks import default_data_dir, read_table
+from scalpel.integrity import verify
+
+log = logging.getLogger(__name__)
+REJECTED: dict[str, dict[str, int]] = {}  # data source -> {reason: rows}, reported in kl.json
 
 MATH500_NAMES = ("math500", "math-500", "huggingfaceh4/math-500")
 MATH500_FILE = "math500_test.jsonl"
@@ -104,15 +110,23 @@ def load_pairs(data: str | Path, question_field: str | None = None, solution_fie
 
 
 def _pairs(rows: list[dict], qf: str | None, sf: str | None, where: str) -> list[tuple[str, str]]:
-    if not rows:
+    first = next((r for r in rows if isinstance(r, dict)), None)
+    if first is None:
         raise UserError(f"{where} has no rows")
-    keys = rows[0].keys()
+    keys = first.keys()
     qf = qf or next((f for f in QUESTION_FIELDS if f in keys), None)
     sf = sf or next((f for f in SOLUTION_FIELDS if f in keys), None)
     if qf not in keys or sf not in keys:
         raise UserError(f"{where}: rows have fields {sorted(keys)}; name the question and solution fields with "
                         f"--question-field/--solution-field")
-    return [(str(r[qf]), str(r[sf])) for r in rows]
+    pairs, rejected = rows_mod.convert(rows, lambda n, r: (rows_mod.text(r[qf], "question"),
+                                                           rows_mod.text(r[sf], "solution")), key=lambda p: p)
+    if rejected:
+        log.warning("%s: rejected %d malformed row(s): %s", where, sum(rejected.values()), rejected)
+        REJECTED[where] = rejected
+    if not pairs:
+        raise UserError(f"{where}: no usable (question, solution) rows ({rejected})")
+    return pairs
 
 
 def render(tokenizer, pairs: list[tuple[str, str]], system: str | None = None, max_length: int | None = None
@@ -288,6 +302,8 @@ def kl_curve(base: str | Path, checkpoints: list[str | Path], data: str | Path, 
         torch.set_num_threads(threads)
     out_dir = Path(out_dir)
     refs = describe(checkpoints, labels)
+    for path in [base] + [r.path for r in refs]:
+        verify(path, tokenizer=False)
     base_ck = Checkpoint(base)
     for r in refs:
         ck = Checkpoint(r.path)
@@ -339,14 +355,14 @@ def kl_curve(base: str | Path, checkpoints: list[str | Path], data: str | Path, 
             "tokens": int(n_tok), "examples": n_ex,
         })
     return _write(out_dir, results, base, data, refs, figures,
-                  {"system": system, "max_examples": max_examples, "max_length": max_length, "mode": mode,
+                  {"system": system, "max_examples": max_examples, "rejected_rows": REJECTED.get(str(data), {}),
+                   "max_length": max_length, "mode": mode,
                    "max_tokens": max_tokens, "dtype": dtype, "cache_groups": len(groups)})
 
 
 def _write(out_dir: Path, results: list[dict], base, data, refs: list[CheckpointRef], figures: bool,
            settings: dict) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "kl.csv", "w", newline="") as fh:
+    with atomic.atomic_path(out_dir / "kl.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(results[0]))
         w.writeheader()
         w.writerows(results)
@@ -370,6 +386,4 @@ def _write(out_dir: Path, results: list[dict], base, data, refs: list[Checkpoint
                "definition": "mean over completion tokens of KL between next-token distributions; forward = "
                              "KL(base‖checkpoint), reverse = KL(checkpoint‖base); se = std of per-example means "
                              "/ √examples"}
-    path = out_dir / "kl.json"
-    path.write_text(json.dumps(summary, indent=1))
-    return path
+    return atomic.write_json(out_dir / "kl.json", summary)

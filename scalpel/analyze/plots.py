@@ -16,6 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
+from scalpel import atomic
+
 
 def slug(text: str) -> str:
     """A file-name-safe version of a label (``sft/42`` → ``sft-42``)."""
@@ -54,16 +56,16 @@ def heatmap_figure(grid: np.ndarray, matrices: Sequence[str], title: str, vmax: 
 
 
 def save_png(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path
 
 
 def save_gif(figs: Sequence[Figure], path: Path, ms_per_frame: int = 600) -> Path:
     """An animated GIF (looping) from figures of identical size."""
     frames = [_to_image(f) for f in figs]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0)
+    with atomic.atomic_path(path) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0)
     return path
 
 

@@ -23,6 +23,7 @@ The layers whose MLP AIE exceeds ``threshold`` (at the last subject token or the
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,9 +33,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from scalpel import atomic
 from scalpel.analyze import plots
 from scalpel.analyze.architectures import Architecture, for_model, selector
 from scalpel.cli import UserError
+from scalpel.data import rows as rows_mod
+from scalpel.integrity import verify
+
+log = logging.getLogger(__name__)
 
 KINDS = ("hidden", "mlp", "attn")
 CATEGORIES = ("first subject token", "middle subject tokens", "last subject token", "first subsequent token",
@@ -58,16 +64,27 @@ def load_facts(path: str | Path) -> list[Fact]:
     if not path.is_file():
         raise FileNotFoundError(f"facts file {path} does not exist; pass a micro-world's tasks/facts.jsonl or a "
                                 f"ROME-format known_1000.json")
-    text = path.read_text()
-    rows = json.loads(text) if path.suffix == ".json" else [json.loads(x) for x in text.splitlines() if x.strip()]
-    facts = []
-    for i, r in enumerate(rows):
-        try:
-            target = r["target"] if "target" in r else " " + str(r["attribute"]).strip()
-            facts.append(Fact(r["prompt"], r["subject"], target, str(r.get("id", r.get("known_id", i)))))
-        except KeyError as exc:
-            raise UserError(f"{path} row {i} lacks field {exc}; facts need prompt, subject and target (or "
-                            f"attribute)") from None
+    text = path.read_text(errors="replace")
+    try:
+        rows = json.loads(text) if path.suffix == ".json" else \
+            [rows_mod.parse_json_line(x, n) for n, x in enumerate(text.splitlines(), 1) if x.strip()]
+    except ValueError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(rows, list):
+        raise UserError(f"{path}: expected a list of facts (prompt, subject, target or attribute)")
+
+    def make(i: int, r: dict) -> Fact:
+        target = r["target"] if "target" in r else " " + rows_mod.text(r["attribute"], "attribute").strip()
+        prompt, subject = rows_mod.text(r["prompt"], "prompt"), rows_mod.text(r["subject"], "subject")
+        if subject not in prompt:
+            raise rows_mod.Reject("subject not in prompt")
+        return Fact(prompt, subject, rows_mod.text(target, "target"), str(r.get("id", r.get("known_id", i))))
+
+    facts, rejected = rows_mod.convert(rows, make, key=lambda f: f.id)
+    if rejected:
+        log.warning("%s: rejected %d malformed fact(s): %s", path, sum(rejected.values()), rejected)
+    if not facts:
+        raise UserError(f"{path}: no usable facts (need prompt, subject and target or attribute; {rejected})")
     return facts
 
 
@@ -285,6 +302,7 @@ def causal_trace(model_dir: str | Path, facts: str | Path | list[Fact], out_dir:
         torch.set_num_threads(threads)
     out_dir = Path(out_dir)
     fact_list = facts if isinstance(facts, list) else load_facts(facts)
+    verify(model_dir)
     model = load_model(model_dir)
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     encoded = [e for e in (encode(tok, f, bos) for f in fact_list) if e is not None]
@@ -336,10 +354,8 @@ def causal_trace(model_dir: str | Path, facts: str | Path | list[Fact], out_dir:
         fig = plots.trace_figure(grid, rows, f"causal tracing, {len(known)} known facts, noise {noise}σ, "
                                  f"window {tracer.window}", profiles)
         summary["figures"] = [str(plots.save_png(fig, out_dir / "figures" / "trace.png").relative_to(out_dir))]
-    (out_dir / "selector.json").write_text(json.dumps(sel, indent=1))
-    path = out_dir / "trace.json"
-    path.write_text(json.dumps(summary, indent=1, default=_jsonable))
-    return path
+    atomic.write_json(out_dir / "selector.json", sel)
+    return atomic.write_text(out_dir / "trace.json", json.dumps(summary, indent=1, default=_jsonable))
 
 
 def _jsonable(x):

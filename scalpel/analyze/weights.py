@@ -26,10 +26,22 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from scalpel import atomic
 from scalpel.analyze import kernels, plots
 from scalpel.analyze.architectures import MATRICES
-from scalpel.analyze.checkpoints import Checkpoint, CheckpointRef, check_compatible, describe
-from scalpel.analyze.spectrum import EXACT_MAX, SPECTRUM_COLUMNS, spectrum_stats, top_directions
+from scalpel.analyze.checkpoints import (
+    Checkpoint,
+    CheckpointRef,
+    check_compatible,
+    describe,
+)
+from scalpel.analyze.spectrum import (
+    EXACT_MAX,
+    SPECTRUM_COLUMNS,
+    spectrum_stats,
+    top_directions,
+)
+from scalpel.integrity import verify
 
 BF16_RTOL = 2.0 ** -8
 
@@ -115,9 +127,7 @@ def excluded_tensors(base: Checkpoint) -> list[dict[str, str]]:
 
 def write_table(rows: list[dict], path: Path) -> Path:
     """CSV (``.csv``) or JSON lines (``.jsonl``), columns in ``COLUMNS`` order; floats at full precision."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic.atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         if path.suffix == ".jsonl":
             for r in rows:
                 fh.write(json.dumps({c: r.get(c) for c in COLUMNS}) + "\n")
@@ -126,7 +136,6 @@ def write_table(rows: list[dict], path: Path) -> Path:
             w.writeheader()
             for r in rows:
                 w.writerow({c: r.get(c) for c in COLUMNS})
-    tmp.replace(path)
     return path
 
 
@@ -201,6 +210,8 @@ def analyze_weights(base: str | Path, checkpoints: list[str | Path], out_dir: st
         raise ValueError(f"fmt must be csv or jsonl, not {fmt!r}")
     kernels.set_threads(threads)
     refs = describe(checkpoints, labels)
+    for path in [base] + [r.path for r in refs]:
+        verify(path, tokenizer=False)
     with Checkpoint(base) as b:
         cks = [Checkpoint(r.path) for r in refs]
         try:
@@ -225,5 +236,5 @@ def analyze_weights(base: str | Path, checkpoints: list[str | Path], out_dir: st
                                                                     and x["matrix"] == m])) for m in MATRICES}
                          for r in refs},
     }
-    (out_dir / "weights.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))
+    atomic.write_json(out_dir / "weights.json", summary)  # last: its presence means the table is complete
     return table

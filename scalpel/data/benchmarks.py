@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from scalpel.cli import UserError
+from scalpel.data import rows as rows_mod
 
 ScorerKind = Literal["maths", "gsm8k", "mcq", "ifeval", "microworld"]
 LETTERS = "ABCDEFGHIJ"
@@ -82,6 +83,7 @@ class LoadContext:
     data_dir: str | Path | None = None
     world: Any = None  # scalpel.microworld.World, for micro-world benchmarks
     limit: int | None = None
+    rejected: dict[str, dict[str, int]] = field(default_factory=dict)  # benchmark -> {reason: rows}, filled by load
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,22 @@ def default_data_dir() -> Path | None:
     return None
 
 
+def rows_to_items(b: "Benchmark", rows: list, make: Callable[[int, dict], "Item | None"],
+                  ctx: "LoadContext") -> list["Item"]:
+    """``scalpel.data.rows.convert`` for benchmark items (unique ids, a non-empty question of sane length); the
+    rejected rows are counted in ``ctx.rejected[b.name]``."""
+    def checked(n: int, r: dict) -> Item | None:
+        it = make(n, r)
+        if it is not None:
+            rows_mod.text(it.question, "question")
+        return it
+
+    items, reasons = rows_mod.convert(rows, checked, key=lambda it: it.id)
+    if reasons:
+        ctx.rejected[b.name] = reasons
+    return items
+
+
 def read_table(path: str | Path) -> list[dict]:
     """Rows of a local .jsonl / .json / .parquet / .csv file."""
     path = Path(path)
@@ -131,8 +149,8 @@ def read_table(path: str | Path) -> list[dict]:
             import gzip
 
             opener = gzip.open if suffix.endswith(".gz") else open
-            with opener(path, "rt", encoding="utf-8") as f:
-                return [json.loads(line) for line in f if line.strip()]
+            with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+                return [rows_mod.parse_json_line(line, n) for n, line in enumerate(f, 1) if line.strip()]
         if suffix == ".json":
             data = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(data, dict):  # {"data": [...]} or column-oriented {"col": [...]}
@@ -159,9 +177,10 @@ def read_table(path: str | Path) -> list[dict]:
 
 def check_columns(rows: list[dict], origin: str, columns: tuple[str, ...],
                   any_of: tuple[tuple[str, ...], ...] = ()) -> None:
-    if not rows:
+    first = next((r for r in rows if isinstance(r, dict)), None)
+    if first is None:
         raise BenchmarkDataError(f"{origin} has no rows; expected rows with columns {', '.join(columns)}")
-    have = set(rows[0])
+    have = set(first)
     missing = [c for c in columns if c not in have] + [" or ".join(g) for g in any_of if not have & set(g)]
     if missing:
         expected = list(columns) + [" or ".join(g) for g in any_of]
@@ -237,6 +256,18 @@ def mcq_prompt(question: str, choices: list[str]) -> str:
     )
 
 
+def _text(value: Any) -> str:
+    return rows_mod.text(value, empty_ok=True)
+
+
+def _question(value: Any) -> str:
+    return rows_mod.text(value, "question")
+
+
+def _list(value: Any) -> list:
+    return rows_mod.as_list(value)
+
+
 def _usable(value: Any) -> str | None:
     if value is None:
         return None
@@ -252,9 +283,9 @@ def _usable(value: Any) -> str | None:
 def _load_maths(b: Benchmark, ctx: LoadContext) -> tuple[list[Item], str]:
     rows, origin = read_source(b.name, b.source, ctx)
     q, a, i = b.options["question"], b.options["answer"], b.options.get("id")
-    items = [Item(id=str(r[i]) if i and r.get(i) is not None else f"{b.name}.{n:05d}", question=str(r[q]),
-                  gold=_usable(r[a])) for n, r in enumerate(rows)]
-    return items, origin
+    return rows_to_items(b, rows, lambda n, r: Item(
+        id=str(r[i]) if i and r.get(i) is not None else f"{b.name}.{n:05d}", question=_question(r[q]),
+        gold=_usable(r[a])), ctx), origin
 
 
 def _load_gsm8k(b: Benchmark, ctx: LoadContext) -> tuple[list[Item], str]:
@@ -267,20 +298,19 @@ def _load_gsm8k(b: Benchmark, ctx: LoadContext) -> tuple[list[Item], str]:
         if len(shots) < k:
             raise BenchmarkDataError(f"{train_origin} has {len(shots)} rows; {b.name} needs {k} few-shot examples")
         origin += f" + {k} shots from {train_origin}"
-    items = [Item(id=f"gsm8k.{n:04d}", question=r["question"], gold=gsm8k_gold(r["answer"]), shots=list(shots))
-             for n, r in enumerate(rows)]
-    return items, origin
+    return rows_to_items(b, rows, lambda n, r: Item(id=f"gsm8k.{n:04d}", question=_question(r["question"]),
+                                                    gold=gsm8k_gold(_text(r["answer"])), shots=list(shots)), ctx), origin
 
 
 def _load_mmlu(b: Benchmark, ctx: LoadContext) -> tuple[list[Item], str]:
     rows, origin = read_source(b.name, b.source, ctx)
     subjects = b.options.get("subjects")
-    items = []
-    for n, r in enumerate(rows):
+
+    def make(n: int, r: dict) -> Item | None:
         subject = r.get("subject", r.get("type"))
         if subjects and subject not in subjects:
-            continue
-        choices = [str(c) for c in r["choices"]]
+            return None
+        choices = [_text(c) for c in _list(r["choices"])]
         ans = r["answer"]
         if isinstance(ans, str) and ans.strip().upper() in LETTERS[: len(choices)] and not ans.strip().isdigit():
             gold = ans.strip().upper()
@@ -290,56 +320,55 @@ def _load_mmlu(b: Benchmark, ctx: LoadContext) -> tuple[list[Item], str]:
                 gold = LETTERS[idx] if 0 <= idx < len(choices) else None
             except (TypeError, ValueError):
                 gold = None
-        items.append(Item(id=f"{b.name}.{subject}.{n:05d}", question=mcq_prompt(r["question"], choices), gold=gold,
-                          choices=choices, extra={"subject": subject}))
-    return items, origin
+        return Item(id=f"{b.name}.{subject}.{n:05d}", question=mcq_prompt(_question(r["question"]), choices), gold=gold,
+                    choices=choices, extra={"subject": subject})
+
+    return rows_to_items(b, rows, make, ctx), origin
 
 
 def _load_mmlu_pro(b: Benchmark, ctx: LoadContext) -> tuple[list[Item], str]:
     rows, origin = read_source(b.name, b.source, ctx)
-    items = []
-    for n, r in enumerate(rows):
-        choices = [str(c) for c in r["options"] if c is not None and str(c).strip() and str(c) != "N/A"]
+    def make(n: int, r: dict) -> Item:
+        choices = [_text(c) for c in _list(r["options"]) if c is not None and str(c).strip() and str(c) != "N/A"]
         gold = str(r.get("answer") or "").strip().upper() or None
         if gold is None and r.get("answer_index") is not None:
             gold = LETTERS[int(r["answer_index"])]
         if gold is not None and (len(gold) != 1 or gold not in LETTERS[: len(choices)]):
             gold = None
         qid = r.get("question_id", n)
-        items.append(Item(id=f"mmlu_pro.{qid}", question=mcq_prompt(r["question"], choices), gold=gold,
-                          choices=choices, extra={"category": r.get("category")}))
-    return items, origin
+        return Item(id=f"mmlu_pro.{qid}", question=mcq_prompt(_question(r["question"]), choices), gold=gold,
+                    choices=choices, extra={"category": r.get("category")})
+
+    return rows_to_items(b, rows, make, ctx), origin
 
 
 def _load_gpqa(b: Benchmark, ctx: LoadContext) -> tuple[list[Item], str]:
     """GPQA rows hold the correct answer and three incorrect ones; the position of the correct one is drawn from a
     generator seeded by the record id (``random.Random("gpqa:" + id)``), so the order is fixed across runs."""
     rows, origin = read_source(b.name, b.source, ctx)
-    items = []
-    for n, r in enumerate(rows):
+    def make(n: int, r: dict) -> Item:
         rid = str(r.get("Record ID") or n)
         correct = _usable(r["Correct Answer"])
-        wrong = [str(r[f"Incorrect Answer {k}"]).strip() for k in (1, 2, 3)]
+        wrong = [_text(r[f"Incorrect Answer {k}"]).strip() for k in (1, 2, 3)]
         pos = random.Random(f"gpqa:{rid}").randrange(4)
         choices = wrong[:pos] + [correct or ""] + wrong[pos:]
-        items.append(Item(id=f"gpqa.{rid}", question=mcq_prompt(str(r["Question"]), choices),
-                          gold=LETTERS[pos] if correct else None, choices=choices,
-                          extra={"domain": r.get("High-level domain")}))
-    return items, origin
+        return Item(id=f"gpqa.{rid}", question=mcq_prompt(_question(r["Question"]), choices),
+                    gold=LETTERS[pos] if correct else None, choices=choices, extra={"domain": r.get("High-level domain")})
+
+    return rows_to_items(b, rows, make, ctx), origin
 
 
 def _load_ifeval(b: Benchmark, ctx: LoadContext) -> tuple[list[Item], str]:
     rows, origin = read_source(b.name, b.source, ctx)
-    items = []
-    for r in rows:
-        kwargs = [{k: v for k, v in (kw or {}).items() if v is not None} for kw in r["kwargs"]]
-        ok = bool(r["instruction_id_list"]) and len(kwargs) == len(r["instruction_id_list"])
-        row = {"key": r["key"], "prompt": r["prompt"], "instruction_id_list": list(r["instruction_id_list"]),
-               "kwargs": kwargs}
-        items.append(Item(id=f"ifeval.{r['key']}", question=r["prompt"],
-                          gold="; ".join(row["instruction_id_list"]) if ok else None,
-                          extra={"ifeval": row}))
-    return items, origin
+    def make(n: int, r: dict) -> Item:
+        kwargs = [{k: v for k, v in (kw or {}).items() if v is not None} for kw in _list(r["kwargs"])]
+        ids = [_text(i) for i in _list(r["instruction_id_list"])]
+        ok = bool(ids) and len(kwargs) == len(ids)
+        row = {"key": r["key"], "prompt": _question(r["prompt"]), "instruction_id_list": ids, "kwargs": kwargs}
+        return Item(id=f"ifeval.{r['key']}", question=row["prompt"], gold="; ".join(ids) if ok else None,
+                    extra={"ifeval": row})
+
+    return rows_to_items(b, rows, make, ctx), origin
 
 
 def _load_microworld(b: Benchmark, ctx: LoadContext) -> tuple[list[Item], str]:
@@ -348,8 +377,9 @@ def _load_microworld(b: Benchmark, ctx: LoadContext) -> tuple[list[Item], str]:
                         "manifest.json), or evaluate the world's model/ directory so it is found by itself")
     task, split = b.options["task"], b.options.get("split", "heldout")
     rows = ctx.world.items(task, split)
-    items = [Item(id=r["id"], question=r["question"], gold=_usable(r.get("answer")), choices=r.get("choices"),
-                  extra={"microworld": r}) for r in rows]
+    items = rows_to_items(b, rows, lambda n, r: Item(id=_text(r["id"]), question=_question(r["question"]),
+                                                     gold=_usable(r.get("answer")), choices=r.get("choices"),
+                                                     extra={"microworld": r}), ctx)
     return items, f"{ctx.world.dir}/tasks/{task}.{split}.jsonl"
 
 
@@ -443,7 +473,7 @@ def generic_maths(path: str | Path, *, question: str = "problem", answer: str = 
 
     def load(b: Benchmark, ctx: LoadContext) -> tuple[list[Item], str]:
         ctx2 = LoadContext(sources={**ctx.sources, b.name: ctx.sources.get(b.name, path)}, data_dir=ctx.data_dir,
-                           world=ctx.world, limit=ctx.limit)
+                           world=ctx.world, limit=ctx.limit, rejected=ctx.rejected)
         return _load_maths(b, ctx2)
 
     return Benchmark(name, f"maths from {path} (question={question}, answer={answer})", "maths", max_new_tokens,

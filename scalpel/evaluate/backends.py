@@ -45,9 +45,9 @@ def check_model_dir(model: str | Path) -> None:
                             "safe_serialization=True) in a trusted environment.")
         raise UserError(f"model directory {path} has no weights (expected model.safetensors or "
                         "model.safetensors.index.json); was the checkpoint saved completely?")
-    if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
-        raise UserError(f"model directory {path} has no tokenizer (tokenizer.json / tokenizer_config.json): "
-                        "save the tokenizer with the model so its chat template is evaluated")
+    from scalpel.integrity import verify
+
+    verify(path)  # damaged / truncated / tampered weights, missing shard or tokenizer: a clear error, never loaded
 
 
 def load_tokenizer(model: str | Path, trust_remote_code: bool = False):

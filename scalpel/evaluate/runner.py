@@ -23,19 +23,23 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from scalpel import grading
+from scalpel import atomic, grading
 from scalpel.cli import UserError
 from scalpel.data import benchmarks as B
 from scalpel.data.prompts import PAPER_SYSTEM_PROMPT
 from scalpel.evaluate import metrics, prompting, scoring
-from scalpel.evaluate.backends import check_model_dir, is_hub_id, load_tokenizer, make_backend
+from scalpel.evaluate.backends import (
+    check_model_dir,
+    is_hub_id,
+    load_tokenizer,
+    make_backend,
+)
 
 log = logging.getLogger(__name__)
 RESULT_FORMAT = "scalpel-eval/1"
@@ -83,14 +87,7 @@ class EvalConfig:
         return out
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+_atomic_write = atomic.write_text
 
 
 def _model_identity(model: str | Path) -> dict:
@@ -218,6 +215,9 @@ def evaluate_model(model: str | Path, out_dir: str | Path, cfg: EvalConfig | Non
     plans, results = [], {}
     for bench in benches:
         items, origin = bench.load(ctx)
+        if ctx.rejected.get(bench.name):
+            log.warning("%s / %s: rejected %d malformed row(s): %s", name, bench.name,
+                        sum(ctx.rejected[bench.name].values()), ctx.rejected[bench.name])
         max_new = cfg.max_new_tokens or bench.max_new_tokens
         key = _run_key(identity, bench, cfg, max_new, system, origin)
         done = _finished(out_dir / bench.name / "summary.json", key)
@@ -225,7 +225,7 @@ def evaluate_model(model: str | Path, out_dir: str | Path, cfg: EvalConfig | Non
             log.info("%s / %s: finished earlier, skipped", name, bench.name)
             results[bench.name] = done
         else:
-            plans.append((bench, items, origin, max_new, key))
+            plans.append((bench, items, origin, max_new, key, ctx.rejected.get(bench.name, {})))
 
     if plans:
         if cfg.threads:
@@ -238,9 +238,9 @@ def evaluate_model(model: str | Path, out_dir: str | Path, cfg: EvalConfig | Non
                                                      trust_remote_code=cfg.trust_remote_code)
         grader = grading.Grader(workers=cfg.score_workers) if cfg.score_workers else grading.default_grader()
         try:
-            for bench, items, origin, max_new, key in plans:
+            for bench, items, origin, max_new, key, rejected in plans:
                 results[bench.name] = _run_benchmark(backend, tokenizer, bench, items, origin, max_new, key, cfg,
-                                                     system, identity, name, out_dir / bench.name, grader)
+                                                     system, identity, name, out_dir / bench.name, grader, rejected)
         finally:
             if cfg.score_workers:
                 grader.close()
@@ -251,7 +251,7 @@ def evaluate_model(model: str | Path, out_dir: str | Path, cfg: EvalConfig | Non
 
 def _run_benchmark(backend, tokenizer, bench: B.Benchmark, items: list[B.Item], origin: str, max_new: int, key: str,
                    cfg: EvalConfig, system: prompting.SystemPrompt, identity: dict, name: str, bdir: Path,
-                   grader: grading.Grader) -> dict:
+                   grader: grading.Grader, rejected: dict[str, int] | None = None) -> dict:
     t0 = time.perf_counter()
     usable = _usable_golds(bench, items, grader)
     skipped = [it.id for it, ok in zip(items, usable) if not ok]
@@ -280,6 +280,7 @@ def _run_benchmark(backend, tokenizer, bench: B.Benchmark, items: list[B.Item], 
         "description": bench.description, "scorer": bench.scorer, "origin": origin,
         **summarize(rows, cfg.samples),
         "skipped_unusable_gold": len(skipped), "skipped_item_ids": skipped[:50],
+        "rejected_rows": dict(rejected or {}),  # malformed rows, by reason (scalpel.data.benchmarks.rows_to_items)
         "sampling": {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_new_tokens": max_new,
                      "stop": list(bench.stop), "seeds": seeds, "base_seed": cfg.seed, "backend": cfg.backend,
                      "batch_size": cfg.batch_size, "limit": cfg.limit},

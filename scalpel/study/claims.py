@@ -267,5 +267,6 @@ def format_table(claims: dict, markdown: bool = True) -> str:
 def fmt_value(x: dict) -> str:
     if x["mean"] is None:
         return "no data"
-    ci = f" [{x['ci95'][0]:+.3g}, {x['ci95'][1]:+.3g}]" if x["ci95"] else " (one seed: no CI)"
-    return f"{x['mean']:+.3g}{ci} (n={x['n']}, {x['status']})"
+    r = lambda v: round(v, 12) + 0.0  # noqa: E731 - float noise such as 2e-18 prints as 0
+    ci = f" [{r(x['ci95'][0]):+.3g}, {r(x['ci95'][1]):+.3g}]" if x["ci95"] else " (one seed: no CI)"
+    return f"{r(x['mean']):+.3g}{ci} (n={x['n']}, {x['status']})"

@@ -13,8 +13,16 @@ import math
 import subprocess
 from pathlib import Path
 
+from scalpel import atomic
 from scalpel.config import Config
-from scalpel.study.jobs import Context, Job, benchmarks_of, eval_dir, in_domain_of, run_dir
+from scalpel.study.jobs import (
+    Context,
+    Job,
+    benchmarks_of,
+    eval_dir,
+    in_domain_of,
+    run_dir,
+)
 
 FORMAT = "scalpel-study/1"
 CURVE_KEYS = ("loss", "grad_norm", "reward", "rewards/accuracy_reward/mean", "rewards/format_reward/mean",
@@ -54,7 +62,7 @@ def _curves(rd: Path) -> dict:
 
 def _health(rd: Path) -> dict:
     path = rd / "health.jsonl"
-    events = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+    events = atomic.read_jsonl(path)
     shown = []
     for e in events[:5]:
         comps = e.get("completions") or []

@@ -13,6 +13,7 @@ import json
 import time
 from pathlib import Path
 
+from scalpel import atomic
 from scalpel.study import claims as C
 from scalpel.study import figures as F
 
@@ -108,7 +109,7 @@ def write_report(out: Path, index: dict) -> Path:
 
     matplotlib.use("Agg")
     cl = C.compute_claims(index)
-    (out / "claims.json").write_text(json.dumps(cl, indent=1, ensure_ascii=False))
+    atomic.write_json(out / "claims.json", cl)
     rdir = out / "report"
     rdir.mkdir(parents=True, exist_ok=True)
     r = cl["roles"]
@@ -207,16 +208,13 @@ def write_report(out: Path, index: dict) -> Path:
               esc(json.dumps(prov.get("config"), indent=1)) + "</pre></details>"]
     page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>scalpel study "
             f"{esc(index['study'])}</title><style>{CSS}</style></head><body>" + "\n".join(parts) + "</body></html>")
-    path = rdir / "index.html"
-    tmp = rdir / ".index.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    path = atomic.write_text(rdir / "index.html", page)
     md = [f"# scalpel study `{index['study']}`", "", "## Claims", "", C.format_table(cl), "", cl["rule"], "",
           "## Benchmarks (accuracy %, final checkpoint, mean [95 % CI over seeds])", "",
           _md_table(benchmark_table(index)), "",
           "## KL vs forgetting", "", "; ".join(f"{k}: R² {'–' if v['r2'] is None else format(v['r2'], '.2f')} "
                                                  f"(n={v['n']})" for k, v in fits.items() if v) or "no data", ""]
-    (rdir / "summary.md").write_text("\n".join(md), encoding="utf-8")
+    atomic.write_text(rdir / "summary.md", "\n".join(md))
     import matplotlib.pyplot as plt
 
     plt.close("all")

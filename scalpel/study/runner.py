@@ -26,7 +26,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from pathlib import Path
 
-from scalpel import config
+from scalpel import atomic, config
 from scalpel.config import Config, ConfigError
 from scalpel.study.jobs import KINDS, Context, Job, plan, run_job
 
@@ -40,11 +40,7 @@ class StudyFailed(RuntimeError):
     """Some jobs failed; the others finished and the index/report cover what exists."""
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+_write_atomic = atomic.write_text
 
 
 def _comparable(cfg_json: dict) -> dict:
@@ -207,7 +203,7 @@ def prepare(cfg: Config, out: Path, say=print) -> tuple[Context, float]:
     from scalpel.train.arms import preflight, resolve_base
 
     t0 = time.perf_counter()
-    base = resolve_base(cfg, say)
+    base = resolve_base(cfg, say, progress=True)  # a micro-world build shows its own progress bar
     preflight(cfg, 1, base)
     world = str(base.world.dir) if base.world is not None else None
     return Context(cfg, out, base.model_path, world, base.system_prompt), time.perf_counter() - t0

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from scalpel import atomic
 from scalpel.config import ArmConfig, Config, ConfigError, StudyConfig
 from scalpel.data.prompts import PAPER_SYSTEM_PROMPT
 from scalpel.train import checkpoints as C
@@ -52,14 +53,14 @@ def _world_at(path: Path):
     return World.open(path) if (path / "manifest.json").is_file() and (path / "model").is_dir() else None
 
 
-def resolve_base(cfg: Config, log_fn=print) -> Base:
+def resolve_base(cfg: Config, log_fn=print, progress: bool = False) -> Base:
     """The base model directory / hub id, the training system prompt, and the micro-world if one is involved."""
     study = cfg.study
     world = None
     if study.model == "microworld":
         from scalpel.microworld import build
 
-        world = build(cfg.microworld, progress=False, log=log_fn)
+        world = build(cfg.microworld, progress=progress, log=log_fn)
         model_path, desc = str(world.model_dir), {"kind": "microworld", "world": str(world.dir), "key": world.key}
     elif Path(study.model).expanduser().is_dir():
         path = Path(study.model).expanduser()
@@ -80,7 +81,7 @@ def resolve_base(cfg: Config, log_fn=print) -> Base:
     if study.data.source == "microworld" and world is None:
         from scalpel.microworld import build
 
-        world = build(cfg.microworld, progress=False, log=log_fn)
+        world = build(cfg.microworld, progress=progress, log=log_fn)
     from_checkpoint = desc.pop("system_prompt", None)
     system_prompt = study.system_prompt or from_checkpoint
     if system_prompt is None:
@@ -151,7 +152,11 @@ def preflight(cfg: Config, processes: int, base: Base | None = None) -> None:
     if freezing and base is not None:
         from transformers import AutoConfig
 
-        from scalpel.train.freeze import FreezeSelectorError, parameter_names, validate_selectors
+        from scalpel.train.freeze import (
+            FreezeSelectorError,
+            parameter_names,
+            validate_selectors,
+        )
 
         names = parameter_names(AutoConfig.from_pretrained(base.model_path, trust_remote_code=study.trust_remote_code))
         for i, arm in freezing:
@@ -223,6 +228,22 @@ class ArmRun:
         return final
 
 
+def _usable(done: dict[int, Path], step: int, say, is_main: bool) -> bool:
+    """Verify checkpoint ``step`` before relying on it; a damaged one is moved aside (never used, never counted as
+    complete) with a warning, and dropped from ``done``."""
+    from scalpel.integrity import IntegrityError, verify
+
+    try:
+        verify(done[step])
+        return True
+    except IntegrityError as exc:
+        d = done.pop(step)
+        say(f"warning: {exc}; moving it aside and resuming from an earlier checkpoint")
+        if is_main:
+            d.rename(d.with_name(f"damaged-{d.name}-{time.strftime('%Y%m%d-%H%M%S')}"))
+        return False
+
+
 def _is_cuda() -> bool:
     import torch
 
@@ -270,13 +291,17 @@ def run_arm(cfg: Config, arm_name: str, seed: int | None = None, out: str | Path
     import torch
     from accelerate import PartialState
     from accelerate.utils import gather_object
-
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from scalpel.train import grpo, sft
     from scalpel.train.freeze import apply_freezing
     from scalpel.train.health import HealthMonitor
-    from scalpel.train.trainers import CheckpointSchedule, JsonlLog, Progress, StreamCheck
+    from scalpel.train.trainers import (
+        CheckpointSchedule,
+        JsonlLog,
+        Progress,
+        StreamCheck,
+    )
 
     study = cfg.study
     if study is None:
@@ -299,7 +324,7 @@ def run_arm(cfg: Config, arm_name: str, seed: int | None = None, out: str | Path
     total = study.train.steps * arm.epochs
 
     done = C.complete_checkpoints(run_dir)
-    if total in done and (run_dir / "arm.json").is_file():
+    if total in done and (run_dir / "arm.json").is_file() and _usable(done, total, say, state.is_main_process):
         say(f"{arm.name} seed {seed}: already complete ({run_dir})")
         return json.loads((run_dir / "arm.json").read_text())
 
@@ -330,8 +355,9 @@ def run_arm(cfg: Config, arm_name: str, seed: int | None = None, out: str | Path
         f"{'es' if plan.processes > 1 else ''} x {plan.per_device} "
         f"x {plan.accumulation} accumulation); trainable {n_train:,} of {n_total:,} parameters; -> {run_dir}")
 
-    # Resume point: the last complete checkpoint that carries optimizer state; it must be of this very arm.
-    resume = next(((step, d) for step, d in reversed(done.items()) if C.resumable(d)), None)
+    # Resume point: the last complete, undamaged checkpoint that carries optimizer state, of this very arm.
+    resume = next(((step, d) for step, d in reversed(list(done.items()))
+                   if C.resumable(d) and _usable(done, step, say, is_main)), None)
     for step, d in done.items():
         m = C.read_manifest(d)
         if m.get("arm_fingerprint") != fingerprint or m.get("data_fingerprint") != stream.fingerprint():
@@ -416,7 +442,7 @@ def _window_means(series: list[tuple[int, float]], total: int) -> dict:
 
 def read_log(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / "log.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+    return atomic.read_jsonl(path)
 
 
 def summarize(run_dir: Path, run: ArmRun, trainable: dict, seconds: float, resumed_from: int | None) -> dict:

@@ -29,6 +29,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from scalpel import atomic
+
 FORMAT = "scalpel-checkpoint/1"
 MANIFEST = "manifest.json"
 STAGING = ".staging"
@@ -102,19 +104,15 @@ def _fsync_dir(path: Path) -> None:
 
 
 def write_json_atomic(path: Path, data) -> None:
-    """Write JSON to a temporary sibling, fsync, rename: readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1, ensure_ascii=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic.write_json(path, data)
 
 
 def finish(staged: Path, manifest: dict) -> Path:
     """Write the manifest last, sync, and rename a staged checkpoint into place; returns the final directory."""
+    from scalpel.integrity import digests
+
     staged = Path(staged)
+    manifest = {**manifest, "files": digests(staged)}  # verified before every later use (scalpel.integrity)
     for f in staged.rglob("*"):
         if f.is_file():
             with open(f, "rb") as fh:

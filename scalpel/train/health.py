@@ -27,6 +27,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from scalpel import atomic
+
 log = logging.getLogger(__name__)
 
 ANSWER_CLOSE = "</answer>"
@@ -76,9 +78,7 @@ class HealthMonitor(TrainerCallback):
             if entry.get("step", 0) <= upto_step and isinstance(gn, (int, float)) and math.isfinite(gn):
                 self.grad_norms.append(float(gn))
         if self.is_main and self.path.is_file():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= upto_step]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            atomic.truncate_jsonl(self.path, upto_step)
 
     # -- callbacks ------------------------------------------------------------------------------------------------
 

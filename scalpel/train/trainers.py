@@ -29,6 +29,7 @@ from torch.utils.data import SequentialSampler
 from transformers import TrainerCallback
 from trl import GRPOTrainer, SFTTrainer
 
+from scalpel import atomic
 from scalpel.train import checkpoints as C
 from scalpel.train.rewards import completion_text
 
@@ -150,9 +151,7 @@ class JsonlLog(TrainerCallback):
 
     def resume(self, upto_step: int) -> None:
         if self.is_main and self.path.is_file():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= upto_step]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            atomic.truncate_jsonl(self.path, upto_step)
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._t0 = time.perf_counter()

@@ -97,7 +97,7 @@ def test_rome_known_format_and_bad_rows(tmp_path):
     assert facts[0] == T.Fact("Tovak Brell lives in", "Tovak Brell", " Tarsa", "0")
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"prompt": "x"}) + "\n")
-    with pytest.raises(Exception, match="lacks field"):
+    with pytest.raises(Exception, match="no usable facts.*missing field"):
         T.load_facts(bad)
     with pytest.raises(FileNotFoundError):
         T.load_facts(tmp_path / "none.jsonl")

@@ -9,10 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from scalpel.data import openr1
-from scalpel.data.openr1 import HUB_ID, REASONS, build_target, load_openr1, token_lengths
-from scalpel.data.prompts import PAPER_SYSTEM_PROMPT, chat_template, messages
 from scalpel import grading
+from scalpel.data import openr1
+from scalpel.data.openr1 import (
+    HUB_ID,
+    REASONS,
+    build_target,
+    load_openr1,
+    token_lengths,
+)
+from scalpel.data.prompts import PAPER_SYSTEM_PROMPT, chat_template, messages
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "openr1_math_sample.jsonl"
 KEPT = ["01", "02", "15", "16", "17", "18", "20", "22"]

@@ -26,8 +26,9 @@ def fixtures() -> Path:
 @pytest.fixture(scope="session")
 def mw_model(test_world):
     """(model, tokenizer) of the test world's base model, loaded once."""
-    from scalpel.evaluate.backends import load_tokenizer
     from transformers import AutoModelForCausalLM
+
+    from scalpel.evaluate.backends import load_tokenizer
 
     tok = load_tokenizer(test_world.model_dir)
     model = AutoModelForCausalLM.from_pretrained(test_world.model_dir, use_safetensors=True)

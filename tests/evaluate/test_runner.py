@@ -11,7 +11,12 @@ import pytest
 import scalpel.evaluate.runner as runner
 from scalpel.cli import UserError, main
 from scalpel.data import benchmarks as B
-from scalpel.evaluate.runner import EvalConfig, evaluate_model, evaluate_models, format_table
+from scalpel.evaluate.runner import (
+    EvalConfig,
+    evaluate_model,
+    evaluate_models,
+    format_table,
+)
 
 
 def _no_backend(*a, **k):

@@ -50,8 +50,8 @@ def test_chat_template_with_and_without_system(test_world):
 
 
 def test_default_system_prompt_template():
-    from transformers import PreTrainedTokenizerFast
     from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
 
     tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"<|endoftext|>": 0}, "<|endoftext|>")),
                                   bos_token="<|endoftext|>", eos_token="<|endoftext|>")

@@ -1,5 +1,9 @@
 """kill -9 of `scalpel study` at a random moment, then a rerun: finishes without redoing finished jobs, and every
-result equals the uninterrupted run's (weights bit for bit, evaluation rows, KL, weight tables, claims)."""
+result equals the uninterrupted run's (weights bit for bit, evaluation rows, KL, weight tables, claims).
+
+Both invocations run with the network blocked (a ``sitecustomize`` that refuses and records every TCP/UDP connection
+and name lookup, in every process including the study's workers) and ``HF_HUB_OFFLINE=1``: together they are a full
+test-size study, and it must not attempt a single connection."""
 
 from __future__ import annotations
 
@@ -43,12 +47,50 @@ def results(out: Path) -> dict[str, str]:
     return files
 
 
-def test_kill_9_then_rerun_equals_an_uninterrupted_study(finished_study, study_file, tmp_path):
+BLOCKER = """
+import json, os, socket
+_LOG = os.environ["SCALPEL_NET_LOG"]
+def _record(what):
+    with open(_LOG, "a") as fh:
+        fh.write(json.dumps([os.getpid(), what]) + "\\n")
+_connect = socket.socket.connect
+def connect(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        _record(f"connect {address!r}")
+        raise OSError("network blocked by scalpel's offline test")
+    return _connect(self, address)
+def getaddrinfo(host, *a, **k):
+    _record(f"getaddrinfo {host!r}")
+    raise socket.gaierror("network blocked by scalpel's offline test")
+socket.socket.connect = connect
+socket.socket.connect_ex = lambda self, address: connect(self, address)
+socket.getaddrinfo = getaddrinfo
+"""
+
+
+def offline_env(tmp_path: Path) -> tuple[dict, Path]:
+    site = tmp_path / "blocker"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(BLOCKER)
+    log = tmp_path / "net.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "SCALPEL_NET_LOG": str(log),
+           "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    return env, log
+
+
+def test_the_network_blocker_blocks(tmp_path):
+    env, log = offline_env(tmp_path)
+    p = subprocess.run([sys.executable, "-c", "import socket; socket.create_connection(('huggingface.co', 443))"],
+                       env=env, capture_output=True, text=True)
+    assert p.returncode != 0 and "blocked" in p.stderr and "huggingface.co" in log.read_text()
+
+
+def test_kill_9_then_rerun_equals_an_uninterrupted_study(finished_study, study_file, tmp_path, tally):
     reference = json.loads((finished_study / "index.json").read_text())["timings"]["phases"]["jobs (wall)"]
     rng = random.Random(int(os.environ.get("SCALPEL_KILL_SEED", time.time_ns() % 10**6)))
     delay = rng.uniform(4.0, max(5.0, 0.8 * reference))
     out = tmp_path / "killed"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env, net_log = offline_env(tmp_path)
     cmd = [sys.executable, "-m", "scalpel.cli", "study", str(study_file), "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     time.sleep(delay)
@@ -65,3 +107,5 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_study(finished_study, study_f
     after = {p.name: p.stat().st_mtime_ns for p in (out / ".done").glob("*.json")}
     assert {k: after[k] for k in done_before} == done_before, "a finished job was redone"
     assert results(out) == results(finished_study)
+    assert not net_log.exists(), f"connection attempts while offline: {net_log.read_text()[:2000]}"
+    tally("kill points survived (study)")
