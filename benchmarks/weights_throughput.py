@@ -5,7 +5,8 @@ layers, hidden 2048, FFN 8192, vocab 100352 = 1.48B parameters, 1.07B of them in
 matrices) and 3 checkpoints = bf16(base + Gaussian update) at three update sizes, warms the page cache, then runs in
 fresh subprocesses, one after another:
 
-- ``bandwidth``: memory read bandwidth, a large-array sum (numba, --threads threads; and numpy, one thread);
+- ``bandwidth``: memory read bandwidth, a large-array sum (numba, vectorised, --threads threads; and numpy, one
+  thread); the larger is the machine's limit (here 2 threads read ~29 GB/s, one numpy thread ~13 GB/s);
 - ``fast``: ``scalpel.analyze.weights.analyze_weights`` (norms + sparsity, no spectrum, no figures; table written);
 - ``torch``: a per-tensor streaming torch implementation (several passes with fp32 temporaries);
 - ``naive``: load both state dicts with ``safetensors.torch.load_file``, loop over tensors in fp32;
@@ -134,7 +135,7 @@ def run_bandwidth(threads: int) -> dict:
     import numba
     from numba import njit, prange
 
-    @njit(parallel=True, nogil=True)
+    @njit(parallel=True, nogil=True, fastmath=True)  # fastmath: a vectorised sum, else it measures FP-add latency
     def psum(a):
         s = 0.0
         for i in prange(a.size):
