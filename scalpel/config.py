@@ -88,7 +88,8 @@ class PretrainConfig(Section):
         "padding, but batches of a single document kind).",
     )
     fact_repeats: int = Field(24, ge=1, description="Plain-text documents per entity (its facts, shuffled).")
-    qa_repeats: int = Field(4, ge=1, description="Times each fact appears as a question-answer chat.")
+    qa_repeats: int = Field(8, ge=1, description="Times each fact appears as a question-answer chat (at 4 the demo "
+                            "base recalled 87-94 % of held-out facts, at 8 96-100 %).")
     mcq_repeats: int = Field(8, ge=1, description="Option orders shown per *train* multiple-choice fact.")
     system_fraction: float = Field(
         0.3, ge=0, le=1,

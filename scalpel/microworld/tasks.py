@@ -184,8 +184,12 @@ def fewshot_question(shots: list[Problem], target: Problem) -> str:
 
 
 def mcq_question(question: str, choices: list[str]) -> str:
+    """Instruction and options first, the question last: the question then sits right before the answer, as in
+    the fact QA the model learnt from. With the question first (the options, or just the instruction, between it
+    and the answer) the tiny base answered a fact it knew in QA form with some other, frequent value under
+    multiple choice (QA recall 94-96 %, multiple choice 74-79 % here)."""
     opts = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(choices))
-    return f"{question}\n{opts}\nAnswer with the letter or the option."
+    return f"Answer with the letter or the option.\n{opts}\n{question}"
 
 
 def qa_solution(attribute: str) -> str:
