@@ -70,7 +70,12 @@ def report(world, as_json: bool = False, recompute: bool = False) -> str:
         for s in t["samples"]:
             q = s["question"].replace("\n", "\n      ")
             lines.append(f"  - {s['id']}: {q}\n    gold: {s['answer']!r}")
-    lines += ["", "base model, greedy, held-out:", f"  {'task':<16}{'accuracy':>10}{'correct':>10}{'n':>6}"]
+    return "\n".join(lines + ["", accuracy_table(acc)])
+
+
+def accuracy_table(acc: dict) -> str:
+    """The base model's greedy held-out accuracy per task (``evaluate_base``'s result) as a small text table."""
+    lines = ["base model, greedy, held-out:", f"  {'task':<16}{'accuracy':>10}{'correct':>10}{'n':>6}"]
     for task, a in acc.items():
         lines.append(f"  {task:<16}{a['accuracy'] * 100:>9.1f}%{a['correct']:>10}{a['n']:>6}")
     return "\n".join(lines)

@@ -53,6 +53,7 @@ def test_rerun_of_a_finished_study_redoes_nothing(finished_study, study_file, ca
     assert main(["study", str(study_file), "--out", str(finished_study)]) == 0
     out = capsys.readouterr().out
     assert "job(s) to run" not in out and "already done" in out
+    assert "base model, greedy, held-out:" in out and "facts_mcq" in out  # the micro-world's table, up front
     assert before == {p: p.stat().st_mtime_ns for p in (finished_study / "runs").rglob("model.safetensors")}
     assert evals == {p: p.stat().st_mtime_ns for p in (finished_study / "eval").rglob("samples.jsonl")}
 
