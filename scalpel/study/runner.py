@@ -205,11 +205,13 @@ def prepare(cfg: Config, out: Path, say=print) -> tuple[Context, float]:
     t0 = time.perf_counter()
     base = resolve_base(cfg, say, progress=True)  # a micro-world build shows its own progress bar
     preflight(cfg, 1, base)
-    if base.world is not None and "eval" in base.world.manifest:  # the micro-world's own health check, up front
-        from scalpel.microworld.inspect import accuracy_table
+    world = None
+    if base.world is not None:
+        world = str(base.world.dir)
+        if "eval" in base.world.manifest:  # the micro-world's own health check, up front
+            from scalpel.microworld.inspect import accuracy_table
 
-        say(accuracy_table(base.world.manifest["eval"]))
-    world = str(base.world.dir) if base.world is not None else None
+            say(accuracy_table(base.world.manifest["eval"]))
     return Context(cfg, out, base.model_path, world, base.system_prompt), time.perf_counter() - t0
 
 
