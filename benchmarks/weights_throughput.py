@@ -17,7 +17,11 @@ issue defines it ("logical"); the fast path reads the base once per group of che
 (bytes actually touched / s) is also shown, and is what is compared with memory bandwidth. Peak anonymous memory
 is sampled from ``/proc/self/status`` ``RssAnon`` every 2 ms by a thread of each subprocess (mmap'd file pages
 are ``RssFile`` and not counted) and reported above the process's level just before the timed call.
-Numba compilation is excluded (each subprocess warms the kernels first); tensor file pages are warm.
+Numba compilation is excluded (each subprocess warms the kernels first); tensor file pages are warm: the files are
+evicted and re-read once before measuring (``--cache-as-is`` skips that), because how the pages came into the
+cache changes the cost of mapping them. Measured here (kernel 6.18, ext4 with large folios): files re-read → 2 MB
+folios, a fresh process maps them in ~4k page faults and the fast path took 0.49 s; the same files still cached
+from being written → smaller folios, ~82k faults and 0.12 s more to unmap, 0.73 s.
 
     .venv/bin/python benchmarks/weights_throughput.py            # full size, ~12 GB under /tmp
     .venv/bin/python benchmarks/weights_throughput.py --layers 4 # quicker, smaller
@@ -44,6 +48,15 @@ BASE_STD = 0.02
 # ------------------------------------------------------------------------------------------ measurement
 
 
+def proc_kib(path: str, field: str) -> int:
+    """A ``field: N kB`` line of a /proc file, in KiB (0 when absent)."""
+    with open(path) as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
 class AnonPeak:
     """Peak RssAnon (bytes) of this process, sampled by a daemon thread."""
 
@@ -52,11 +65,7 @@ class AnonPeak:
 
     @staticmethod
     def now() -> int:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1]) * 1024
-        return 0
+        return proc_kib("/proc/self/status", "RssAnon") * 1024
 
     def __enter__(self):
         self.start = self.now()
@@ -121,11 +130,22 @@ def generate(root: Path, hidden: int, layers: int, inter: int, vocab: int, n_ck:
     stamp.write_text(json.dumps(key))
 
 
-def warm(paths: list[Path]) -> None:
+def warm(paths: list[Path], reread: bool) -> None:
+    """Put the files in the page cache; with ``reread``, evict them first so the cache is filled by one sequential
+    read (as after a reboot or a copy), whatever wrote them. Why it matters: on kernels with large page-cache folios
+    (6.18 + ext4 here) a read fills the cache with 2 MB folios, which a fresh process maps 2 MB per page fault;
+    pages still cached from being written sit in smaller folios, and mapping them costs more (see the docstring)."""
     for p in paths:
         with open(p, "rb", buffering=0) as fh:
+            if reread:
+                os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
             while fh.read(1 << 26):
                 pass
+
+
+def file_huge_pages() -> int:
+    """Bytes of page cache held in PMD-sized (2 MB) folios, machine-wide."""
+    return proc_kib("/proc/meminfo", "FileHugePages") * 1024
 
 
 # ------------------------------------------------------------------------------------------ implementations
@@ -270,6 +290,8 @@ def main() -> None:
     ap.add_argument("--no-torch", action="store_true", help="skip the per-tensor torch baseline")
     ap.add_argument("--repeat", type=int, default=2, help="fast runs (best is reported)")
     ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--cache-as-is", action="store_true",
+                    help="do not evict and re-read the files before measuring (keeps whatever folios they have)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -287,14 +309,15 @@ def main() -> None:
     params = sum(int(np.prod(s)) for _, _, s in specs)
     files = [root / "base/model.safetensors"] + [root / f"run/checkpoint-{(j + 1) * 100}/model.safetensors"
                                                  for j in range(args.checkpoints)]
-    print("warming the page cache ...", flush=True)
-    warm(files)
+    print("warming the page cache ..." + (" (evicted and re-read)" if not args.cache_as_is else ""), flush=True)
+    warm(files, reread=not args.cache_as_is)
     n = args.checkpoints
     logical = 2 * per_model * n
     physical = per_model * (1 + n) if n <= 4 else None  # base read once per group of 4 checkpoints
 
     res = {"params": params, "analysed_bytes_per_model": per_model, "largest_tensor_fp32": largest_f32,
-           "checkpoints": n, "threads": args.threads, "load_avg_before": os.getloadavg()}
+           "checkpoints": n, "threads": args.threads, "load_avg_before": os.getloadavg(),
+           "file_huge_pages": file_huge_pages(), "files_bytes": sum(f.stat().st_size for f in files)}
     res["bandwidth"] = spawn("bandwidth", args)
     fast = [spawn("fast", args) for _ in range(args.repeat)]
     res["fast_runs"] = fast
@@ -316,6 +339,8 @@ def main() -> None:
         f"{args.threads} threads, load average {res['load_avg_before'][0]:.1f} → {res['load_avg_after'][0]:.1f}",
         f"memory read bandwidth      {bw:6.2f} GB/s   (numba sum {res['bandwidth']['numba_sum_GBps']:.2f}, "
         f"numpy sum {res['bandwidth']['numpy_sum_GBps']:.2f})",
+        f"page cache in 2 MB folios: {res['file_huge_pages'] / 1e9:.1f} GB machine-wide (the model files: "
+        f"{res['files_bytes'] / 1e9:.1f} GB)",
         f"{'implementation':26s} {'seconds':>8s} {'GB/s':>7s} {'phys GB/s':>9s} {'peak anon above start':>22s}",
         f"{'fast (scalpel)':26s} {res['fast']['seconds']:8.2f} {f_rate:7.2f} {f_phys:9.2f} "
         f"{(res['fast']['anon_peak'] - res['fast']['anon_start']) / 2**20:18.1f} MiB",
