@@ -31,7 +31,8 @@ BLOCK = 1 << 16  # elements per parallel task
 N_STATS = 5
 GROUP = 4  # checkpoints per kernel call (base read once per group)
 # Elements per chunk: the base's decoded values live in L1 while each checkpoint's chunk streams by. Measured
-# (1.48B-parameter model, 3 checkpoints, 2 threads, physical GB/s): 128 → 17.9, 256 → 20.7, 512 → 19.4.
+# (1.48B-parameter model, 3 checkpoints, 2 threads, pages already mapped, physical GB/s): 128 → 17.9, 256 → 20.7,
+# 512 → 19.4.
 CHUNK = 256
 PREFETCH = 1024  # elements ahead of the chunk being read, in every stream (2 KiB of bf16)
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # re-association lets LLVM vectorise the reductions
