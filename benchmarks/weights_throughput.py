@@ -331,10 +331,11 @@ def main() -> None:
     res["load_avg_after"] = os.getloadavg()
 
     bw = res["bandwidth"]["bandwidth_GBps"]
-    rate = lambda r, k: 2 * per_model * k / r["seconds"] / 1e9  # noqa: E731
-    f_rate = rate(res["fast"], n)
-    f_phys = (physical or logical) / res["fast"]["seconds"] / 1e9
-    nv_rate = rate(res["naive"], args.naive_checkpoints)
+    rate = lambda seconds, k: 2 * per_model * k / seconds / 1e9  # noqa: E731  logical GB/s
+    phys_rate = lambda seconds: (physical or logical) / seconds / 1e9  # noqa: E731
+    f_rate = rate(res["fast"]["seconds"], n)
+    f_phys = phys_rate(res["fast"]["seconds"])
+    nv_rate = rate(res["naive"]["seconds"], args.naive_checkpoints)
     med = float(np.median([r["seconds"] for r in fast]))
     lines = [
         f"model: {params / 1e9:.2f}B params, analysed {per_model / 1e9:.2f} GB bf16 per model, {n} checkpoints, "
@@ -346,26 +347,26 @@ def main() -> None:
         f"{'implementation':26s} {'seconds':>8s} {'GB/s':>7s} {'phys GB/s':>9s} {'peak anon above start':>22s}",
         f"{'fast (scalpel)':26s} {res['fast']['seconds']:8.2f} {f_rate:7.2f} {f_phys:9.2f} "
         f"{(res['fast']['anon_peak'] - res['fast']['anon_start']) / 2**20:18.1f} MiB",
-        f"{'  median of the fast runs':26s} {med:8.2f} {rate({'seconds': med}, n):7.2f} "
-        f"{(physical or logical) / med / 1e9:9.2f}   ({len(fast)} runs: "
+        f"{'  median of the fast runs':26s} {med:8.2f} {rate(med, n):7.2f} {phys_rate(med):9.2f}   "
+        f"({len(fast)} runs: "
         + ", ".join(f"{r['seconds']:.2f}" for r in fast) + " s)",
     ]
     if "torch" in res:
-        t_rate = rate(res["torch"], n)
+        t_rate = rate(res["torch"]["seconds"], n)
         lines.append(f"{'per-tensor torch':26s} {res['torch']['seconds']:8.2f} {t_rate:7.2f} {'':9s} "
                      f"{(res['torch']['anon_peak'] - res['torch']['anon_start']) / 2**20:18.1f} MiB")
     lines.append(f"{'naive (load state dicts)':26s} {res['naive']['seconds']:8.2f} {nv_rate:7.2f} {'':9s} "
                  f"{(res['naive']['anon_peak'] - res['naive']['anon_start']) / 2**20:18.1f} MiB")
     if "spectrum" in res:
         s = res["spectrum"]
-        lines.append(f"{'fast + spectrum (1 ckpt)':26s} {s['seconds']:8.2f} {rate(s, 1):7.2f} {'':9s} "
+        lines.append(f"{'fast + spectrum (1 ckpt)':26s} {s['seconds']:8.2f} {rate(s['seconds'], 1):7.2f} {'':9s} "
                      f"{(s['anon_peak'] - s['anon_start']) / 2**20:18.1f} MiB")
     budget = 3 * largest_f32
     peak_fast = res["fast"]["anon_peak"] - res["fast"]["anon_start"]
     res["verdict"] = {
         "speedup_vs_naive": f_rate / nv_rate, "target_speedup": 5.0,
         "fraction_of_bandwidth_physical": f_phys / bw, "fraction_of_bandwidth_logical": f_rate / bw,
-        "fraction_of_bandwidth_physical_median": (physical or logical) / med / 1e9 / bw,
+        "fraction_of_bandwidth_physical_median": phys_rate(med) / bw,
         "target_fraction": 0.5,
         "peak_anon_above_start_MiB": peak_fast / 2**20, "budget_3x_largest_fp32_MiB": budget / 2**20,
         "peak_anon_spectrum_MiB": (res["spectrum"]["anon_peak"] - res["spectrum"]["anon_start"]) / 2**20
