@@ -16,8 +16,11 @@ OLMo-2-7B) but max(1, layers // 4) below that, so tiny models are not restored w
 tokenizer's BOS token when it has one (the micro-world pretrains fact text that way); all restorations of a fact
 are batched (rows = restorations × noise draws).
 
-The layers whose MLP AIE exceeds ``threshold`` (at the last subject token or the last token, whichever is higher
-— the paper froze "all layers where AIE > 0.1") are written as freezing selectors for training, e.g. ``mlp@20-26``.
+Freezing selector (``select_layers``), the paper's rule (App. D): OLMo-2-7B shows ROME's "early site" (MLPs at the
+last subject token) and a "late site" (upper-layer MLPs at the last token); "due to the apparent relative strength
+of the 'late site', we choose to freeze MLPs in all layers where AIE is greater than 0.1, namely layers 20-26". So
+the layers whose MLP AIE *at the last token* exceeds ``threshold`` = 0.1 (absolute, in probability) are written as a
+freezing selector, e.g. ``mlp@20-26``; a study's ``mlp@traced`` arm freezes exactly these.
 """
 
 from __future__ import annotations
@@ -287,6 +290,21 @@ def trace_fact(tracer: Tracer, e: Encoded, index: int) -> dict:
     return {"p_clean": float(probs[answer]), "p_corrupted": float(p[0]), "grids": grids}
 
 
+def select_layers(mlp_aie: dict[str, list[float] | None], threshold: float = 0.1, *,
+                  relative: bool = False) -> dict:
+    """The freezing selection from the MLP AIE profiles (``{position group: per-layer AIE}``): the layers whose AIE
+    at the last token exceeds ``threshold`` (the paper's rule, module doc), or ``threshold`` x the profile's maximum
+    when ``relative``. Returns the record written to ``selector.json``; ``layers`` may be empty."""
+    profile = np.asarray(mlp_aie["last token"], dtype=float)
+    cut = threshold * float(profile.max()) if relative else threshold
+    layers = [int(i) for i in np.flatnonzero(profile > cut)]
+    rule = f"{threshold:g} x the largest" if relative else f"{threshold:g}"
+    return {"freeze": selector("mlp", layers), "layers": layers, "threshold": threshold, "relative": relative,
+            "cutoff": cut, "criterion": f"MLP AIE at the last token > {rule} (the paper: > 0.1, layers 20-26 of "
+            f"OLMo-2-7B)", "mlp_aie_last_token": mlp_aie["last token"],
+            "mlp_aie_last_subject_token": mlp_aie["last subject token"]}
+
+
 def causal_trace(model_dir: str | Path, facts: str | Path | list[Fact], out_dir: str | Path, *,
                  noise: float = 3.0, samples: int = 10, window: int | None = None, seed: int = 0,
                  max_facts: int | None = None, threshold: float = 0.1, relative: bool = False, bos: bool = True,
@@ -329,13 +347,7 @@ def causal_trace(model_dir: str | Path, facts: str | Path | list[Fact], out_dir:
         per_fact.append({"id": e.fact.id, "prompt": e.fact.prompt, "subject": e.fact.subject,
                          "target": e.fact.target, "p_clean": r["p_clean"], "p_corrupted": r["p_corrupted"]})
     aie = {k: {c: (sums[k][c] / counts[c]).tolist() if counts[c] else None for c in CATEGORIES} for k in KINDS}
-    mlp_profile = np.maximum(np.array(aie["mlp"]["last subject token"]), np.array(aie["mlp"]["last token"]))
-    cut = threshold * float(mlp_profile.max()) if relative else threshold
-    layers = [int(i) for i in np.flatnonzero(mlp_profile > cut)]
-    sel = {"freeze": selector("mlp", layers), "layers": layers, "threshold": threshold, "relative": relative,
-           "cutoff": cut, "criterion": "MLP AIE at the last subject token or the last token > cutoff",
-           "mlp_aie_last_subject_token": aie["mlp"]["last subject token"],
-           "mlp_aie_last_token": aie["mlp"]["last token"]}
+    sel = select_layers(aie["mlp"], threshold, relative=relative)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = {
         "model": str(model_dir), "facts": str(facts) if not isinstance(facts, list) else "(list)",

@@ -13,13 +13,20 @@ Directory layout of a study ``DIR``::
     passk/base/ passk/<arm>/seed-<s>/             pass@k samples (in-domain benchmarks, base and final checkpoint)
     analysis/kl/<arm>/seed-<s>/  analysis/weights/<arm>/seed-<s>/  analysis/trace/
     logs/<job>.log  .done/<job>.json  index.json  claims.json  report/index.html  report/summary.md
+
+Traced arms. An arm freezing ``mlp@traced`` (the paper's procedure: the MLPs of the layers causal tracing selects)
+trains after ``trace-base``. Until then its jobs carry ``traced_layers: None``; once the trace is done the runner
+fills in the selected layers (``with_traced_layers``), so every job of the arm is keyed by them: a different trace
+result retrains and re-evaluates the arm, and the same one does not. The layers are recorded in the run's
+manifests and ``arm.json`` (``trainable.freeze``, ``trainable.traced_layers``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+import time
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from scalpel.config import Config, StudyConfig
@@ -34,6 +41,11 @@ class Job:
     name: str  # unique, file-name safe: train-sft-s0, eval-base, ...
     args: dict = field(default_factory=dict)
     deps: tuple[str, ...] = ()
+
+    @property
+    def waits_for_trace(self) -> bool:
+        """A job of a traced arm whose layers are not known yet (its key would be meaningless)."""
+        return "traced_layers" in self.args and self.args["traced_layers"] is None
 
     def key(self, cfg_json: dict) -> str:
         """Changes whenever anything that decides this job's output changes (so a stale marker is not trusted)."""
@@ -84,6 +96,7 @@ def evaluated_steps(steps: list[int], n: int | None) -> list[int]:
 def plan(cfg: Config) -> list[Job]:
     """Every job of the study, dependencies before dependants."""
     from scalpel.train.checkpoints import schedule
+    from scalpel.train.freeze import uses_traced
 
     study = cfg.study
     a = study.analysis
@@ -93,21 +106,49 @@ def plan(cfg: Config) -> list[Job]:
     if a.trace:
         jobs.append(Job("trace", "trace-base", {}))
     for arm in study.arms:
+        traced = arm.freeze is not None and uses_traced(arm.freeze.train_only, arm.freeze.freeze)
         for seed in study.seeds:
             tag = f"{arm.name}-s{seed}"
             train = f"train-{tag}"
-            jobs.append(Job("train", train, {"arm": arm.name, "seed": seed}))
+            run = {"arm": arm.name, "seed": seed, **({"traced_layers": None} if traced else {})}
+            jobs.append(Job("train", train, run, ("trace-base",) if traced else ()))
             steps = evaluated_steps(schedule(study.train.steps * arm.epochs, study.train.checkpoints),
                                     study.eval.checkpoints)
-            jobs.append(Job("eval", f"eval-{tag}", {"arm": arm.name, "seed": seed, "steps": steps}, (train,)))
+            jobs.append(Job("eval", f"eval-{tag}", {**run, "steps": steps}, (train,)))
             if study.eval.passk_samples > 1 and (study.eval.passk_arms is None or arm.name in study.eval.passk_arms):
-                jobs.append(Job("passk", f"passk-{tag}", {"arm": arm.name, "seed": seed, "steps": steps[-1:]},
-                                (train,)))
+                jobs.append(Job("passk", f"passk-{tag}", {**run, "steps": steps[-1:]}, (train,)))
             if a.kl:
-                jobs.append(Job("kl", f"kl-{tag}", {"arm": arm.name, "seed": seed}, (train,)))
+                jobs.append(Job("kl", f"kl-{tag}", dict(run), (train,)))
             if a.weights:
-                jobs.append(Job("weights", f"weights-{tag}", {"arm": arm.name, "seed": seed}, (train,)))
+                jobs.append(Job("weights", f"weights-{tag}", dict(run), (train,)))
     return jobs
+
+
+def with_traced_layers(jobs: list[Job], layers: list[int] | None) -> list[Job]:
+    """The jobs with the trace's selected layers filled in wherever a traced arm waits for them (None: not known
+    yet, they keep waiting)."""
+    if layers is None:
+        return jobs
+    return [replace(j, args={**j.args, "traced_layers": list(layers)}) if j.waits_for_trace else j for j in jobs]
+
+
+def check_tracing(study: StudyConfig, world: str | None) -> None:
+    """Before any compute: a traced arm needs facts to trace the base on (the micro-world's, or a facts file)."""
+    from scalpel.config import ConfigError
+    from scalpel.train.freeze import uses_traced
+
+    traced = [a.name for a in study.arms if a.freeze and uses_traced(a.freeze.train_only, a.freeze.freeze)]
+    facts = study.analysis.trace_facts
+    if not traced or (facts is None and world is not None):
+        return
+    if facts is None:
+        raise ConfigError(f"study.analysis.trace_facts: arms {traced} freeze layers chosen by causal tracing of the "
+                          f"base ('@traced'), but the base {study.model!r} is not a micro-world, so it has no facts "
+                          f"to trace: give a ROME-format known_1000.json (prompt, subject, attribute), or name the "
+                          f"layers (e.g. mlp@20-26)")
+    if not Path(facts).expanduser().exists():
+        raise ConfigError(f"study.analysis.trace_facts: {facts} does not exist (arms {traced} need it: their "
+                          f"'@traced' layers come from causal tracing of the base on these facts)")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -166,7 +207,11 @@ def run_job(ctx: Context, job: Job, log=print) -> dict:
     if job.kind == "train":
         from scalpel.train.arms import run_arm
 
-        s = run_arm(ctx.cfg, job.args["arm"], job.args["seed"], ctx.out / "runs", progress=True, log_fn=log)
+        layers = job.args.get("traced_layers")
+        if layers is not None:
+            _retire_other_selection(ctx, job, log)
+        s = run_arm(ctx.cfg, job.args["arm"], job.args["seed"], ctx.out / "runs", progress=True, log_fn=log,
+                    traced_layers=layers)
         return {"checkpoints": s["checkpoints"], "unhealthy_events": s.get("unhealthy_events", 0)}
     if job.kind in ("eval", "passk"):
         from scalpel.evaluate.runner import evaluate_model
@@ -208,8 +253,28 @@ def run_job(ctx: Context, job: Job, log=print) -> dict:
             raise ValueError("study.analysis.trace_facts: give a ROME known_1000.json for a non-micro-world base "
                              "(or set study.analysis.trace: false)")
         path = causal_trace(ctx.base_model, facts, ctx.out / "analysis" / "trace", samples=a.trace_samples,
-                            max_facts=a.trace_max_facts, relative=True, threshold=0.5,
+                            max_facts=a.trace_max_facts, threshold=a.trace_threshold,
                             threads=ctx.study.train.threads, figures=True, progress=False)
         s = json.loads(path.read_text())
-        return {"known": s["n_known"], "selector": s["selector"]["freeze"]}
+        log(f"{job.name}: {s['selector']['criterion']}: layers {s['selector']['layers']}")
+        return {"known": s["n_known"], "selector": s["selector"]["freeze"], "layers": s["selector"]["layers"]}
     raise ValueError(f"unknown job kind {job.kind!r}")
+
+
+def _retire_other_selection(ctx: Context, job: Job, log) -> None:
+    """A run of a traced arm trained on other layers (the base's trace changed) is moved aside, so the arm retrains
+    instead of resuming checkpoints of another selection."""
+    from scalpel.train import checkpoints as C
+    from scalpel.train.arms import resolve_arm
+
+    rd = run_dir(ctx.out, job.args["arm"], job.args["seed"])
+    done = C.complete_checkpoints(rd)
+    if not done:
+        return
+    arm = next(a for a in ctx.study.arms if a.name == job.args["arm"])
+    now = resolve_arm(arm, job.args["traced_layers"]).freeze.model_dump(mode="json")
+    before = C.read_manifest(next(iter(done.values()))).get("freeze")
+    if before != now:
+        aside = rd.with_name(f"{rd.name}.other-trace-{time.strftime('%Y%m%d-%H%M%S')}")
+        rd.rename(aside)
+        log(f"{job.name}: {rd} was trained freezing {before}, the trace now selects {now}: moved it to {aside}")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from scalpel import atomic, config
 from scalpel.config import Config, ConfigError
-from scalpel.study.jobs import KINDS, Context, Job, plan, run_job
+from scalpel.study.jobs import KINDS, Context, Job, check_tracing, plan, run_job, with_traced_layers
 
 # Rough seconds per job before any has finished (replaced by measured means as jobs complete).
 PRIOR_SECONDS = {"train": 40.0, "eval": 30.0, "passk": 20.0, "kl": 10.0, "weights": 5.0, "trace": 20.0}
@@ -190,12 +190,26 @@ def marker_path(out: Path, job: Job) -> Path:
     return out / ".done" / f"{job.name}.json"
 
 
-def is_done(out: Path, job: Job, cfg_json: dict) -> bool:
-    p = marker_path(out, job)
+def read_marker(out: Path, job: Job, cfg_json: dict) -> dict | None:
+    """The job's done-marker if it matches the job's current key, else None."""
+    if job.waits_for_trace:
+        return None
     try:
-        return json.loads(p.read_text()).get("key") == job.key(cfg_json)
+        marker = json.loads(marker_path(out, job).read_text())
     except (OSError, ValueError):
-        return False
+        return None
+    return marker if marker.get("key") == job.key(cfg_json) else None
+
+
+def is_done(out: Path, job: Job, cfg_json: dict) -> bool:
+    return read_marker(out, job, cfg_json) is not None
+
+
+def traced_layers(out: Path, jobs: list[Job], cfg_json: dict) -> list[int] | None:
+    """The layers the base's causal tracing selected, once its job is done (None before)."""
+    trace = next((j for j in jobs if j.kind == "trace"), None)
+    marker = read_marker(out, trace, cfg_json) if trace is not None else None
+    return ((marker or {}).get("result") or {}).get("layers")
 
 
 def prepare(cfg: Config, out: Path, say=print) -> tuple[Context, float]:
@@ -212,6 +226,7 @@ def prepare(cfg: Config, out: Path, say=print) -> tuple[Context, float]:
             from scalpel.microworld.inspect import accuracy_table
 
             say(accuracy_table(base.world.manifest["eval"]))
+    check_tracing(cfg.study, world)
     return Context(cfg, out, base.model_path, world, base.system_prompt), time.perf_counter() - t0
 
 
@@ -229,6 +244,7 @@ def run_study(cfg: Config, out: str | Path, say=print) -> Path:
         ctx, world_s = prepare(cfg, out, say)
         timings.setdefault("phases", {})["base model (micro-world build or resolve)"] = round(world_s, 1)
         jobs = plan(cfg)
+        jobs = with_traced_layers(jobs, traced_layers(out, jobs, cfg_json))
         done = {j.name for j in jobs if is_done(out, j, cfg_json)}
         if done:
             say(f"resuming: {len(done)} of {len(jobs)} jobs already done")
@@ -249,6 +265,17 @@ def run_study(cfg: Config, out: str | Path, say=print) -> Path:
             raise StudyFailed(f"{len(failed)} job(s) failed: " + "; ".join(
                 f"{n} ({e}; log {out / 'logs' / (n + '.log')})" for n, e in failed.items()))
         return out / "index.json"
+
+
+def _traced_arms_ready(out: Path, todo: list[Job], done: set[str], cfg_json: dict, layers: list[int],
+                       view: LiveView) -> None:
+    """After the trace: give the traced arms' jobs their layers (in place); those already done with exactly these
+    layers (a rerun whose trace was redone with the same result) count as done."""
+    todo[:] = with_traced_layers(todo, layers)
+    for j in [j for j in todo if is_done(out, j, cfg_json)]:
+        todo.remove(j)
+        done.add(j.name)
+        view.event(f"{j.name} already done with these traced layers")
 
 
 def _run_jobs(cfg_json: dict, ctx: Context, jobs: list[Job], done: set[str], workers: int, timings: dict,
@@ -293,6 +320,8 @@ def _run_jobs(cfg_json: dict, ctx: Context, jobs: list[Job], done: set[str], wor
                     done.add(j.name)
                     view.measured.setdefault(j.kind, []).append(seconds)
                     view.event(f"{j.name} done in {seconds:.0f} s")
+                    if j.kind == "trace":
+                        _traced_arms_ready(out, todo, done, cfg_json, result["layers"], view)
                 else:
                     failed[j.name] = error
                     view.event(f"{j.name} FAILED ({error}); log: {out / 'logs' / (j.name + '.log')}")

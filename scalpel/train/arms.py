@@ -166,6 +166,29 @@ def preflight(cfg: Config, processes: int, base: Base | None = None) -> None:
                 raise ConfigError(f"study.arms.{i}.freeze (arm {arm.name!r}): {exc}") from None
 
 
+def resolve_arm(arm: ArmConfig, traced_layers: list[int] | None) -> ArmConfig:
+    """The arm with its ``NAME@traced`` selectors replaced by the layers causal tracing of the base selected
+    (``scalpel study`` passes them once its trace job has run); unchanged when it has none. ConfigError when they
+    are needed but not given, or when tracing selected no layer."""
+    from scalpel.train.freeze import FreezeSelectorError, resolve_traced, uses_traced
+
+    f = arm.freeze
+    if f is None or not uses_traced(f.train_only, f.freeze):
+        return arm
+    if traced_layers is None:
+        raise ConfigError(
+            f"arm {arm.name!r} freezes {f.freeze or f.train_only}: layers chosen by causal tracing of the base, "
+            f"which only `scalpel study` runs before training. Run `scalpel study STUDY.yaml` (it traces the base, "
+            f"then trains this arm), or name the layers, e.g. the `freeze` list of selector.json from `scalpel "
+            f"analyze trace --model BASE --facts FACTS`")
+    try:
+        resolved = f.model_copy(update={"train_only": resolve_traced(f.train_only, traced_layers),
+                                        "freeze": resolve_traced(f.freeze, traced_layers)})
+    except FreezeSelectorError as exc:
+        raise ConfigError(f"arm {arm.name!r}: {exc}") from None
+    return arm.model_copy(update={"freeze": resolved})
+
+
 def arm_fingerprint(cfg: Config, arm: ArmConfig) -> str:
     """Hash of everything that decides this arm's numbers (not: name, other arms, seeds list, health, threads,
     per-device batch, logging). A resume refuses checkpoints written under a different fingerprint."""
@@ -286,8 +309,9 @@ def _common_args(study: StudyConfig, arm: ArmConfig, seed: int, run_dir: Path, p
 
 
 def run_arm(cfg: Config, arm_name: str, seed: int | None = None, out: str | Path | None = None, *,
-            progress: bool = True, log_fn=print) -> dict:
-    """Train one arm for one seed (resuming if possible); returns the arm summary (also in ``arm.json``)."""
+            progress: bool = True, log_fn=print, traced_layers: list[int] | None = None) -> dict:
+    """Train one arm for one seed (resuming if possible); returns the arm summary (also in ``arm.json``).
+    ``traced_layers``: what ``NAME@traced`` selectors mean (the study's causal tracing of the base)."""
     import torch
     from accelerate import PartialState
     from accelerate.utils import gather_object
@@ -309,7 +333,8 @@ def run_arm(cfg: Config, arm_name: str, seed: int | None = None, out: str | Path
     arms = {a.name: a for a in study.arms}
     if arm_name not in arms:
         raise ConfigError(f"--arm {arm_name!r}: the study has arms {', '.join(arms)}")
-    arm = arms[arm_name]
+    configured = arms[arm_name]
+    arm = resolve_arm(configured, traced_layers)  # from here on, freezing names concrete layers
     seed = study.seeds[0] if seed is None else seed
     state = PartialState(cpu=not _is_cuda())  # the shared state Trainer will reuse: must match use_cpu
     is_main = state.is_main_process
@@ -347,6 +372,9 @@ def run_arm(cfg: Config, arm_name: str, seed: int | None = None, out: str | Path
         "freeze": arm.freeze.model_dump(mode="json") if arm.freeze else None,
         "config": cfg.model_dump(mode="json"),
     }
+    if arm is not configured:  # the selection as written and the traced layers it became
+        manifest_run.update(freeze_configured=configured.freeze.model_dump(mode="json"),
+                            traced_layers=list(traced_layers))
     run = ArmRun(study, arm, seed, run_dir, stream, plan, base.system_prompt,
                  gather_object if state.num_processes > 1 else (lambda x: x), manifest_run)
     say(f"{arm.name} seed {seed}: {arm.algorithm}, {total} steps x {plan.global_batch} "
@@ -414,9 +442,12 @@ def run_arm(cfg: Config, arm_name: str, seed: int | None = None, out: str | Path
     if health.stopped is not None:
         raise UnhealthyRun(f"{arm.name} seed {seed}: stopped at step {health.stopped['step']} by the health guard "
                            f"({health.stopped['kind']}); events in {run_dir / 'health.jsonl'}")
-    summary = summarize(run_dir, run, trainable.as_dict() if trainable else
-                        {"trainable_params": n_train, "total_params": n_total}, seconds,
-                        resumed_from=resume[0] if resume else None)
+    selection = trainable.as_dict() if trainable else {"trainable_params": n_train, "total_params": n_total}
+    if arm.freeze:  # the selectors that trained (resolved), so the index and the claims read concrete layers
+        selection.update(train_only=arm.freeze.train_only, freeze=arm.freeze.freeze)
+    if arm is not configured:
+        selection["traced_layers"] = list(traced_layers)
+    summary = summarize(run_dir, run, selection, seconds, resumed_from=resume[0] if resume else None)
     if is_main:
         C.write_json_atomic(run_dir / "arm.json", summary)
     state.wait_for_everyone()

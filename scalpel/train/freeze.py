@@ -1,10 +1,11 @@
 """Which parameters an arm trains: ``train_only`` / ``freeze`` selectors, validated against the actual model.
 
 The paper's freezing arms (Sec. 5) are SFT with (a) only ``q_proj`` and ``k_proj`` trainable, and (b) the MLPs of
-layers 20-26 frozen (the layers whose causal-tracing AIE exceeds 0.1). Any arm can take a selection:
+layers 20-26 frozen (the layers whose causal-tracing AIE exceeds 0.1, App. D). Any arm can take a selection:
 
     train_only: [q_proj, k_proj]          # everything else frozen
     freeze: ["mlp@20-26"]                 # everything trainable except gate/up/down_proj of layers 20..26
+    freeze: ["mlp@traced"]                # the MLPs of the layers causal tracing selects on the base (the paper's way)
 
 Selector grammar (one string each):
 
@@ -13,6 +14,11 @@ Selector grammar (one string each):
 - a module name such as ``q_proj``, ``down_proj``, ``self_attn``, ``input_layernorm``, ``embed_tokens``, ``lm_head``
   — every parameter whose dotted path contains that component.
 - either of the above with ``@L`` or ``@L-M``: restricted to decoder layers L..M (inclusive, 0-based).
+- either of the above with ``@traced``: restricted to the layers causal tracing of the study's base model selects
+  (``scalpel.analyze.trace.select_layers``: MLP AIE at the last token > ``study.analysis.trace_threshold``, 0.1 as
+  in the paper). Those layers exist only once the study's trace job has run, so ``scalpel study`` resolves such a
+  selector (``resolve_traced``: ``mlp@traced`` -> e.g. ``mlp@2-4``) before training and records the result; a
+  selection that is still ``@traced`` when applied is a ``FreezeSelectorError``.
 - anything containing ``.`` or a wildcard (``*?[``) — an fnmatch pattern over parameter names, matching a
   parameter or any module above it: ``model.layers.*.mlp.down_proj``, ``model.layers.3``, ``*.bias``.
 
@@ -43,6 +49,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 _LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 _SELECTOR = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:@(?P<lo>\d+)(?:-(?P<hi>\d+))?)?$")
+TRACED = "traced"
+_TRACED = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)@traced$")
 _LEAVES = {"weight", "bias"}
 
 
@@ -107,8 +115,46 @@ def apply_freezing(model, train_only: Sequence[str] | None = None, freeze: Seque
 
 def validate_selectors(names: Iterable[str], train_only: Sequence[str] | None = None,
                        freeze: Sequence[str] | None = None) -> Trainable:
-    """Check selectors against parameter names only (sizes unknown: each tensor counts 1)."""
-    return select_trainable(((n, 1) for n in names), train_only, freeze)
+    """Check selectors against parameter names only (sizes unknown: each tensor counts 1). ``NAME@traced`` is
+    checked on the first layer: which layers it means is known only after tracing, but NAME must exist."""
+    names = list(names)
+    first = min((i for n in names if (i := _layer_of(n)) is not None), default=0)
+    return select_trainable(((n, 1) for n in names), resolve_traced(train_only, [first]),
+                            resolve_traced(freeze, [first]))
+
+
+def is_traced(selector) -> bool:
+    """Is this a ``NAME@traced`` selector (layers chosen by causal tracing of the base)?"""
+    return isinstance(selector, str) and _TRACED.match(selector.strip()) is not None
+
+
+def uses_traced(*selector_lists: Sequence[str] | None) -> bool:
+    return any(is_traced(s) for selectors in selector_lists for s in selectors or ())
+
+
+def resolve_traced(selectors: Sequence[str] | None, layers: Sequence[int]) -> list[str] | None:
+    """``NAME@traced`` -> ``NAME@A-B`` (one selector per contiguous run of ``layers``); others unchanged.
+
+    No traced layer is an error, never an empty selection: ``mlp@traced`` silently freezing nothing would make the
+    freezing arm a plain SFT arm under another name."""
+    from scalpel.analyze.architectures import selector as ranges
+
+    if selectors is None:
+        return None
+    out: list[str] = []
+    for s in selectors:
+        m = _TRACED.match(s.strip()) if isinstance(s, str) else None
+        if m is None:
+            out.append(s)
+        elif not layers:
+            raise FreezeSelectorError(
+                f"{s!r}: causal tracing of the base model selected no layer (no MLP AIE at the last token above "
+                f"study.analysis.trace_threshold; the profile is in the study's analysis/trace/trace.json), so "
+                f"{s!r} would select nothing. Lower study.analysis.trace_threshold, or name the layers (e.g. "
+                f"{m.group('name')}@2-4)")
+        else:
+            out.extend(ranges(m.group("name"), list(layers)))
+    return out
 
 
 def parameter_names(config, trust_remote_code: bool = False) -> list[str]:
@@ -146,6 +192,11 @@ def _components(name: str) -> list[str]:
 
 def _match(selector: str, all_names: list[str], field: str) -> set[str]:
     selector = selector.strip()
+    if is_traced(selector):
+        raise FreezeSelectorError(
+            f"{field}: {selector!r} means the layers causal tracing selects on the study's base model, which are "
+            f"known only once the study's trace job has run: train this arm with `scalpel study`, or name the "
+            f"layers (e.g. the `freeze` list in selector.json of `scalpel analyze trace --model BASE --facts FILE`)")
     if any(ch in selector for ch in ".*?["):
         hits = {n for n in all_names if fnmatch.fnmatchcase(n, selector) or fnmatch.fnmatchcase(n, selector + ".*")}
         if not hits:

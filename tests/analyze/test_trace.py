@@ -108,3 +108,16 @@ def test_token_categories():
     assert cats["first subject token"] == [2] and cats["middle subject tokens"] == [3]
     assert cats["last subject token"] == [4] and cats["first subsequent token"] == [5]
     assert cats["further tokens"] == [6] and cats["last token"] == [7]
+
+
+def test_selection_is_the_papers_rule_mlp_aie_at_the_last_token_above_0_1():
+    """App. D: 'we choose to freeze MLPs in all layers where AIE is greater than 0.1' - the late site, at the last
+    token; a strong early site (last subject token) does not count."""
+    last = [0.0, 0.02, 0.10, 0.11, 0.35, 0.2, 0.09, 0.3]
+    subject = [0.5, 0.6, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    sel = T.select_layers({"last token": last, "last subject token": subject})
+    assert sel["layers"] == [3, 4, 5, 7] and sel["freeze"] == ["mlp@3-5", "mlp@7"]
+    assert sel["threshold"] == sel["cutoff"] == 0.1 and "last token > 0.1" in sel["criterion"]
+    assert T.select_layers({"last token": last, "last subject token": subject}, 0.3)["layers"] == [4]
+    assert T.select_layers({"last token": last, "last subject token": None}, 0.5, relative=True)["layers"] == [4, 5, 7]
+    assert T.select_layers({"last token": [0.01] * 4, "last subject token": subject[:4]})["layers"] == []

@@ -20,7 +20,9 @@ from scalpel.train.freeze import (
     FreezeSelectorError,
     apply_freezing,
     parameter_names,
+    resolve_traced,
     select_trainable,
+    uses_traced,
     validate_selectors,
 )
 
@@ -136,3 +138,27 @@ def test_paper_arms_validate_on_the_olmo2_7b_shape_without_weights():
     assert len(validate_selectors(names, train_only=["q_proj", "k_proj"]).names) == 64
     with pytest.raises(FreezeSelectorError, match="has layers 0-31"):
         validate_selectors(names, freeze=["mlp@20-32"])
+
+
+def test_traced_selector_resolves_to_the_traced_layers():
+    """``mlp@traced`` (the paper's procedure) becomes one range per contiguous run of traced layers."""
+    assert resolve_traced(["mlp@traced"], [2, 3, 4]) == ["mlp@2-4"]
+    assert resolve_traced(["embed_tokens", "mlp@traced"], [3, 1, 4]) == ["embed_tokens", "mlp@1", "mlp@3-4"]
+    assert resolve_traced(["attn@traced"], [0]) == ["attn@0"]
+    assert resolve_traced(None, [1]) is None and resolve_traced(["mlp@1-2"], []) == ["mlp@1-2"]
+    assert uses_traced(None, ["mlp@traced"]) and not uses_traced(["mlp@1-2"], None)
+    model = Olmo2ForCausalLM(Olmo2Config(**TINY))
+    frozen = set(apply_freezing(model, freeze=resolve_traced(["mlp@traced"], [1, 3])).frozen)
+    assert {int(n.split(".")[2]) for n in frozen} == {1, 3} and len(frozen) == 6
+
+
+def test_traced_selector_never_silently_selects_nothing_or_goes_unresolved():
+    with pytest.raises(FreezeSelectorError, match=r"selected no layer.*trace_threshold.*name the layers"):
+        resolve_traced(["mlp@traced"], [])
+    model = Olmo2ForCausalLM(Olmo2Config(**TINY))
+    with pytest.raises(FreezeSelectorError, match=r"known only once the study's trace job has run.*scalpel study"):
+        apply_freezing(model, freeze=["mlp@traced"])
+    names = [n for n, _ in model.named_parameters()]
+    assert len(validate_selectors(names, freeze=["mlp@traced"]).frozen) == 3  # checked on one layer: NAME exists
+    with pytest.raises(FreezeSelectorError, match="matches no parameter"):
+        validate_selectors(names, freeze=["mpl@traced"])
