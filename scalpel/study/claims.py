@@ -1,18 +1,18 @@
-"""The paper's claims C1-C8, measured on a study's ``index.json`` with a 95 % CI over seeds and a computed verdict.
+"""The paper's claims C1-C8, measured on a study's ``index.json`` with 95 % CIs and a computed verdict.
 
-Each claim is a list of *components*: a per-seed quantity (e.g. SFT's minus GRPO's in-domain gain, paired by seed,
-since both arms read the same question stream) and the sign the paper predicts. The rule, stated in the report:
+Each claim is a list of *components*, each an estimate with the sign the paper predicts. Two kinds:
 
-- a component *agrees* when its 95 % CI over seeds (mean ± t₀.₉₇₅,ₙ₋₁ · s/√n) lies entirely on the predicted side of
-  0, *disagrees* when it lies entirely on the other side, and is *unclear* otherwise (or with fewer than 2 seeds);
-- a claim is **reproduced** when every component agrees, **contradicted** when any component disagrees, and
-  **inconclusive** otherwise. C6 ("helps some out-of-domain tasks, hurts others") is reproduced when at least one
-  out-of-domain benchmark's component agrees with ">0" and another with "<0", contradicted when every one lies on
-  the same side of 0, inconclusive otherwise.
+- accuracy components (C1, C2, C6, C7) compare per-item outcomes on identical item ids — an arm's final checkpoint
+  against the base (a gain), or two arms paired by seed and item (a difference) — and their CI treats items and
+  seeds as crossed random effects (``scalpel.study.stats``), so item sampling, seed variation and the base's own
+  noise are in it; item ids not scored by every model involved are left out and counted (``unpaired_items``);
+- components without an item level (C3 KL, C4/C5 weight updates, C8 reward gains) are per-seed quantities (paired
+  by seed where two arms are compared, since both read the same question stream) with a Student-t CI over seeds.
 
-Accuracy changes are final checkpoint minus base, in accuracy points (0-1 scale); in-domain / out-of-domain are
-the means over the index's benchmark groups. Arms are recognised by their configuration (see ``roles``), never
-by hand.
+The rule (``VERDICT_RULE``, stated in the report) judges a component only on seed variation it measured: with one
+seed a component, and a claim whose components all have one seed, is *not judged*. Accuracy changes are in accuracy
+points (0-1 scale); in-domain / out-of-domain are equal-weight means over the index's benchmark groups. Arms are
+recognised by their configuration (see ``roles``), never by hand.
 """
 
 from __future__ import annotations
@@ -21,14 +21,27 @@ import math
 import re
 import statistics
 
-VERDICT_RULE = ("A component agrees when its 95 % CI over seeds (mean ± t(0.975, n−1)·s/√n) lies entirely on the "
-                "predicted side of 0, disagrees when it lies entirely on the other side, and is unclear otherwise "
-                "(or with < 2 seeds). A claim is reproduced when all its components agree, contradicted when any "
-                "disagrees, inconclusive otherwise. C6: reproduced when one out-of-domain benchmark agrees with >0 "
-                "and another with <0; contradicted when all lie on one side of 0.")
+from scalpel.study import stats
+
+NOT_JUDGED = "not judged (one seed)"
+BASE = "base"
+SEED_T = "seeds (Student t)"
+VERDICT_RULE = (
+    "Accuracy components (C1, C2, C6, C7) are means over seeds and items of paired per-item differences on "
+    "identical item ids (arm − base for gains; arm − arm by seed and item for differences), with a 95 % CI from the "
+    "crossed items × seeds random-effects variance (method of moments, Welch–Satterthwaite t), which includes item "
+    "sampling, seed variation and the base's own noise, clipped to [−1, 1]. Components without an item level (C3 "
+    "KL, C4/C5 weight updates, C8 reward gains) use a Student-t CI over seeds (mean ± t(0.975, n−1)·s/√n). A "
+    "component agrees when its CI lies entirely on the predicted side of 0, disagrees when it lies entirely on the "
+    "other side, and is unclear otherwise; with one seed it is not judged (its CI, item-level at best, omits seed "
+    "variation). A claim is reproduced when all its components agree, contradicted when any disagrees, not judged "
+    "(one seed) when all its components have one seed, inconclusive otherwise (and when a component has no data). "
+    "C6: reproduced when one out-of-domain benchmark agrees with >0 and another with <0; contradicted when all lie "
+    "on one side of 0.")
 
 
 def ci95(values: list[float]) -> tuple[float | None, list[float] | None]:
+    """Mean and Student-t 95 % CI over seeds (None with fewer than 2 values)."""
     from scipy.stats import t
 
     xs = [v for v in values if v is not None and math.isfinite(v)]
@@ -41,19 +54,120 @@ def ci95(values: list[float]) -> tuple[float | None, list[float] | None]:
     return m, [m - h, m + h]
 
 
+def _status(ci: list[float] | None, expect: str, seeds: int) -> str:
+    if seeds == 1:
+        return NOT_JUDGED
+    if ci is None:
+        return "unclear"
+    if expect == "mixed":
+        return "above 0" if ci[0] > 0 else "below 0" if ci[1] < 0 else "unclear"
+    if (ci[0] > 0 and expect == ">0") or (ci[1] < 0 and expect == "<0"):
+        return "agrees"
+    if (ci[1] < 0 and expect == ">0") or (ci[0] > 0 and expect == "<0"):
+        return "disagrees"
+    return "unclear"
+
+
 def component(label: str, values: dict[int, float | None], expect: str) -> dict:
+    """A per-seed quantity with a Student-t CI over seeds."""
     vals = {s: v for s, v in values.items() if v is not None and math.isfinite(v)}
     m, ci = ci95(list(vals.values()))
-    if ci is None:
-        status = "unclear"
-    elif (ci[0] > 0 and expect == ">0") or (ci[1] < 0 and expect == "<0"):
-        status = "agrees"
-    elif (ci[1] < 0 and expect == ">0") or (ci[0] > 0 and expect == "<0"):
-        status = "disagrees"
-    else:
-        status = "unclear"
-    return {"label": label, "expect": expect, "per_seed": vals, "mean": m, "ci95": ci, "n": len(vals),
-            "status": status}
+    return {"label": label, "expect": expect, "method": SEED_T, "per_seed": vals, "mean": m, "ci95": ci,
+            "n": len(vals), "status": _status(ci, expect, len(vals))}
+
+
+def item_component(index: dict, label: str, left: str | None, right: str | None, benches: list[str],
+                   expect: str) -> dict:
+    """An accuracy difference ``left − right`` (right: an arm or ``BASE``), paired by seed and item, crossed CI."""
+    out = {"label": label, "expect": expect, "method": stats.CROSSED, "per_seed": {}, "mean": None, "ci95": None,
+           "n": 0, "status": "unclear"}
+    if left is None or right is None:
+        return {**out, "note": "no such arm in this study"}
+    try:
+        cmp = paired(index, left, right, benches)
+    except ValueError as exc:
+        return {**out, "note": str(exc)}
+    if cmp is None:
+        return {**out, "note": "no per-item outcomes for these arms"}
+    est = cmp["estimate"]
+    ci = stats.difference_ci(est)
+    return {**out, "method": est.level, "per_seed": dict(zip(cmp["seeds"], est.per_seed)), "mean": est.mean,
+            "ci95": ci, "n": est.seeds, "items": cmp["items"], "unpaired_items": cmp["unpaired"],
+            "half_width": stats.half_width(est), "df": est.df, "variance": est.parts,
+            "status": _status(ci, expect, est.seeds)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Per-item outcomes: pairing and the crossed estimates the claims and the report share
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _item_map(index: dict, ev: dict, bench: str) -> dict[str, float] | None:
+    """{item id: mean correctness} of one evaluation on one benchmark, None when it has no per-item outcomes."""
+    vals = (ev.get(bench) or {}).get("outcomes")
+    if vals is None:
+        return None
+    ids = (index.get("item_ids") or {}).get(bench)
+    if ids is None or len(ids) != len(vals):
+        raise ValueError(f"index.json: {bench}: {len(vals)} outcomes but {'no' if ids is None else len(ids)} item "
+                         f"ids in item_ids[{bench!r}]")
+    return {i: v for i, v in zip(ids, vals) if v is not None}
+
+
+def _evals(index: dict, who: str | None) -> dict[int, dict]:
+    """seed -> evaluation of ``who``'s final checkpoint (``BASE``: the base, as seed 0)."""
+    if who == BASE:
+        return {0: index["base"]["eval"]}
+    return {s: _final(r) for s, r in _runs(index, who).items()}
+
+
+def paired(index: dict, left: str | None, right: str | None, benches: list[str]) -> dict | None:
+    """``left`` minus ``right`` (an arm, ``BASE``, or None: ``left``'s own accuracy) on ``benches`` (equal
+    weights), paired by seed and item id: the crossed estimate, the seeds, per benchmark the items used and the item
+    ids left out because some model involved was not scored on them. None when no seed has per-item outcomes;
+    ValueError when the models share no item id."""
+    ls = _evals(index, left) if left is not None else {}
+    rs = None if right is None else ({s: index["base"]["eval"] for s in ls} if right == BASE
+                                     else _evals(index, right))
+    maps = {s: {b: (_item_map(index, ls[s], b), None if rs is None else _item_map(index, rs[s], b))
+                for b in benches} for s in ls if rs is None or s in rs}
+    seeds = sorted(s for s, m in maps.items() if all(a is not None and (rs is None or r is not None)
+                                                     for a, r in m.values()))
+    if not seeds or not benches:
+        return None
+    blocks, items, unpaired = [], {}, {}
+    for b in benches:
+        models = {f"{left} seed {s}": maps[s][b][0] for s in seeds}
+        if rs is not None:
+            models.update({f"{right} seed {s}" if right != BASE else BASE: maps[s][b][1] for s in seeds})
+        try:
+            ids, rows, dropped = stats.align(models)
+        except ValueError as exc:
+            raise ValueError(f"{b}: {exc}") from None
+        d = rows if rs is None else rows[:len(seeds)] - rows[len(seeds):]  # the base's one row serves every seed
+        blocks.append((d, 1.0 / len(benches)))
+        items[b], unpaired[b] = len(ids), dropped
+    return {"estimate": stats.crossed(blocks), "seeds": seeds, "items": items, "unpaired": unpaired}
+
+
+def accuracy(index: dict, who: str, bench: str) -> dict | None:
+    """An arm's (or the base's) accuracy on one benchmark: mean over seeds and items, bounded crossed CI."""
+    cmp = paired(index, who, None, [bench])
+    if cmp is None:
+        return None
+    est = cmp["estimate"]
+    return {"mean": est.mean, "ci95": stats.accuracy_ci(est), "level": est.level, "seeds": est.seeds,
+            "items": est.items}
+
+
+def gain(index: dict, arm: str, benches: list[str]) -> dict | None:
+    """An arm's change over the base on ``benches`` (equal-weight mean), its CI and minimum detectable change."""
+    cmp = paired(index, arm, BASE, benches)
+    if cmp is None:
+        return None
+    est = cmp["estimate"]
+    return {"mean": est.mean, "ci95": stats.difference_ci(est), "mdc": stats.half_width(est), "level": est.level,
+            "seeds": est.seeds, "unpaired": sum(cmp["unpaired"].values())}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -93,11 +207,6 @@ def _final(run: dict) -> dict:
 def _acc(ev: dict, benches: list[str]) -> float | None:
     xs = [ev[b]["accuracy"] for b in benches if b in ev and ev[b].get("accuracy") is not None]
     return statistics.fmean(xs) if xs and len(xs) == len(benches) else None
-
-
-def _gain(index: dict, run: dict, benches: list[str]) -> float | None:
-    base, fin = _acc(index["base"]["eval"], benches), _acc(_final(run), benches)
-    return None if base is None or fin is None else fin - base
 
 
 def _per_seed(index: dict, arm: str | None, f) -> dict[int, float | None]:
@@ -150,15 +259,27 @@ def _reward_gain(run: dict) -> float | None:
     return None
 
 
+def _frozen_selectors(index: dict, arm: dict) -> list:
+    """The arm's freeze selectors; for mlp@traced, the concrete ones its runs trained with (arm.json)."""
+    sel = arm["freeze"].get("freeze") or []
+    if not any(str(s).endswith("@traced") for s in sel):
+        return sel
+    recorded = [((r.get("train") or {}).get("summary") or {}).get("trainable") or {}
+                for r in _runs(index, arm["name"]).values()]
+    return next((t["freeze"] for t in recorded if t.get("freeze")), [])
+
+
 def mid_layers(index: dict, role_names: dict) -> list[int]:
-    """The freezing arm's layers (mlp@A-B), else the middle half of the model."""
+    """The freezing arm's layers (mlp@A-B, or those mlp@traced resolved to), else the middle half of the model."""
     arm = next((a for a in index["arms"] if a["name"] == role_names.get("sft_freeze_mlp")), None)
     if arm:
-        for s in arm["freeze"].get("freeze") or []:
+        layers = set()
+        for s in _frozen_selectors(index, arm):
             m = re.fullmatch(r"mlp@(\d+)(?:-(\d+))?", str(s))
             if m:
-                a, b = int(m.group(1)), int(m.group(2) or m.group(1))
-                return list(range(a, b + 1))
+                layers |= set(range(int(m.group(1)), int(m.group(2) or m.group(1)) + 1))
+        if layers:
+            return sorted(layers)
     n = 0
     for r in index["runs"]:
         w = _final_weights(r)
@@ -176,8 +297,6 @@ def mid_layers(index: dict, role_names: dict) -> list[int]:
 def compute_claims(index: dict) -> dict:
     r = roles(index)
     ind, ood = index["benchmarks"]["in_domain"], index["benchmarks"]["out_of_domain"]
-    gain_in = lambda run: _gain(index, run, ind)  # noqa: E731
-    gain_ood = lambda run: _gain(index, run, ood)  # noqa: E731
     mids = mid_layers(index, r)
     mlp = ("gate", "up", "down")
 
@@ -195,11 +314,13 @@ def compute_claims(index: dict) -> dict:
 
     claims = [
         ("C1", "GRPO: small in-domain gain, small out-of-domain loss", [
-            component(f"GRPO in-domain gain ({r['grpo']})", _per_seed(index, r["grpo"], gain_in), ">0"),
-            component("GRPO out-of-domain change", _per_seed(index, r["grpo"], gain_ood), "<0")]),
+            item_component(index, f"GRPO in-domain gain ({r['grpo']} − base)", r["grpo"], BASE, ind, ">0"),
+            item_component(index, "GRPO out-of-domain change (− base)", r["grpo"], BASE, ood, "<0")]),
         ("C2", "SFT: larger in-domain gain and larger out-of-domain loss than GRPO", [
-            component("SFT − GRPO in-domain gain", _paired(index, r["sft"], r["grpo"], gain_in), ">0"),
-            component("SFT − GRPO out-of-domain change", _paired(index, r["sft"], r["grpo"], gain_ood), "<0")]),
+            item_component(index, "SFT − GRPO in-domain gain (= accuracy difference)", r["sft"], r["grpo"], ind,
+                           ">0"),
+            item_component(index, "SFT − GRPO out-of-domain change (= accuracy difference)", r["sft"], r["grpo"],
+                           ood, "<0")]),
         ("C3", "KL to base: SFT early and high, GRPO gradual and low", [
             component("final KL(base‖·): SFT − GRPO", _paired(index, r["sft"], r["grpo"], _kl_final), ">0"),
             component("share of final KL reached by 25 % of training: SFT − GRPO",
@@ -215,14 +336,12 @@ def compute_claims(index: dict) -> dict:
             component("mid-layer MLP share of the update (÷ mean over all matrices): SFT − GRPO",
                       _paired(index, r["sft"], r["grpo"], mid_share), ">0")]),
         ("C6", "Freezing mid-layer MLPs helps some out-of-domain tasks and hurts others", [
-            component(f"{b}: SFT-frozen-MLP − SFT accuracy", _paired(
-                index, r["sft_freeze_mlp"], r["sft"], lambda run, b=b: _acc(_final(run), [b])), "mixed")
-            for b in ood]),
+            item_component(index, f"{b}: SFT-frozen-MLP − SFT accuracy", r["sft_freeze_mlp"], r["sft"], [b],
+                           "mixed") for b in ood]),
         ("C7", "Training only Q/K is worse across the board", [
-            component("in-domain: Q/K-only − SFT accuracy", _paired(
-                index, r["sft_qk_only"], r["sft"], lambda run: _acc(_final(run), ind)), "<0"),
-            component("out-of-domain: Q/K-only − SFT accuracy", _paired(
-                index, r["sft_qk_only"], r["sft"], lambda run: _acc(_final(run), ood)), "<0")]),
+            item_component(index, "in-domain: Q/K-only − SFT accuracy", r["sft_qk_only"], r["sft"], ind, "<0"),
+            item_component(index, "out-of-domain: Q/K-only − SFT accuracy", r["sft_qk_only"], r["sft"], ood,
+                           "<0")]),
         ("C8", "GRPO learns on easy questions, not on hard ones", [
             component("GRPO (easy tier): training accuracy-reward gain, last − first 10 % of steps",
                       _per_seed(index, r["grpo"], _reward_gain), ">0"),
@@ -236,16 +355,17 @@ def compute_claims(index: dict) -> dict:
 
 
 def _verdict(cid: str, comps: list[dict]) -> str:
+    """The stated rule (VERDICT_RULE) applied to a claim's components."""
     if not comps or any(c["n"] == 0 for c in comps):
         return "inconclusive"
+    if all(c["status"] == NOT_JUDGED for c in comps):
+        return NOT_JUDGED
     if cid == "C6":
-        lo = [c for c in comps if c["ci95"] and c["ci95"][1] < 0]
-        hi = [c for c in comps if c["ci95"] and c["ci95"][0] > 0]
+        lo = [c for c in comps if c["status"] == "below 0"]
+        hi = [c for c in comps if c["status"] == "above 0"]
         if lo and hi:
             return "reproduced"
-        if comps and all(c["mean"] is not None for c in comps) and (
-                all(c["mean"] > 0 for c in comps) or all(c["mean"] < 0 for c in comps)) and (
-                len(lo) == len(comps) or len(hi) == len(comps)):
+        if len(lo) == len(comps) or len(hi) == len(comps):
             return "contradicted"
         return "inconclusive"
     if any(c["status"] == "disagrees" for c in comps):
@@ -257,16 +377,26 @@ def _verdict(cid: str, comps: list[dict]) -> str:
 
 def format_table(claims: dict, markdown: bool = True) -> str:
     """The claims table as markdown (the report renders its own HTML from the same dict)."""
-    lines = ["| claim | measured (mean, 95 % CI over seeds) | verdict |", "|---|---|---|"]
+    lines = ["| claim | measured (estimate [95 % CI], design, status) | verdict |", "|---|---|---|"]
     for c in claims["claims"]:
         parts = [f"{x['label']}: {fmt_value(x)}" for x in c["components"]]
         lines.append(f"| {c['id']} {c['claim']} | {'<br>'.join(parts)} | **{c['verdict']}** |")
     return "\n".join(lines)
 
 
+def _design(x: dict) -> str:
+    if x.get("method") == SEED_T:
+        return f"{x['n']} seed{'s' if x['n'] != 1 else ''}, t over seeds" if x["ci95"] else "one seed: no CI"
+    items = sum((x.get("items") or {}).values())
+    level = "item-level CI only" if x["n"] == 1 else "paired, crossed"
+    left_out = sum((x.get("unpaired_items") or {}).values())
+    return (f"{x['n']} seed{'s' if x['n'] != 1 else ''} × {items} items, {level}"
+            + (f", {left_out} unpaired item ids left out" if left_out else ""))
+
+
 def fmt_value(x: dict) -> str:
     if x["mean"] is None:
-        return "no data"
+        return "no data" + (f" ({x['note']})" if x.get("note") else "")
     r = lambda v: round(v, 12) + 0.0  # noqa: E731 - float noise such as 2e-18 prints as 0
-    ci = f" [{r(x['ci95'][0]):+.3g}, {r(x['ci95'][1]):+.3g}]" if x["ci95"] else " (one seed: no CI)"
-    return f"{r(x['mean']):+.3g}{ci} (n={x['n']}, {x['status']})"
+    ci = f" [{r(x['ci95'][0]):+.3g}, {r(x['ci95'][1]):+.3g}]" if x["ci95"] else ""
+    return f"{r(x['mean']):+.3g}{ci} ({_design(x)}; {x['status']})"

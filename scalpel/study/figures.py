@@ -69,24 +69,30 @@ def _final_eval(run: dict) -> dict:
     return ev[max(ev, key=int)] if ev else {}
 
 
+def _accuracy_bar(index: dict, who: str, bench: str) -> tuple[float | None, tuple[float, float]]:
+    """Mean accuracy and its (bounded) 95 % CI as error-bar lengths; no bar when the models share no item."""
+    from scalpel.study.claims import accuracy
+
+    try:
+        a = accuracy(index, who, bench)
+    except ValueError:
+        a = None
+    if a is None:
+        return None, (0.0, 0.0)
+    return a["mean"], (a["mean"] - a["ci95"][0], a["ci95"][1] - a["mean"])
+
+
 def benchmark_bars(index: dict, arms: list[str] | None = None, title: str = "") -> Figure | None:
-    """Base vs each arm's final checkpoint per benchmark: mean over seeds, bars ± 95 % CI (base: Wilson CI)."""
-    from scalpel.study.claims import ci95
+    """Base vs each arm's final checkpoint per benchmark: mean over seeds and items, bars ± the 95 % CI (crossed
+    items × seeds for arms, items for the base; Wilson-bounded, so no bar leaves [0, 1])."""
+    from scalpel.study.claims import BASE
 
     benches = index["benchmarks"]["all"]
-    groups = {"base": [(index["base"]["eval"].get(b) or {}).get("accuracy") for b in benches]}
-    errs = {"base": [[(e["accuracy"] - e["ci95"][0], e["ci95"][1] - e["accuracy"]) if (
-        e := index["base"]["eval"].get(b)) else (0, 0)][0] for b in benches]}
-    for arm, runs in _by_arm(index).items():
-        if arms is not None and arm not in arms:
-            continue
-        means, err = [], []
-        for b in benches:
-            vals = [(_final_eval(r).get(b) or {}).get("accuracy") for r in runs]
-            m, ci = ci95([v for v in vals if v is not None])
-            means.append(m)
-            err.append((m - ci[0], ci[1] - m) if ci else (0, 0))
-        groups[arm], errs[arm] = means, err
+    names = ["base"] + [a for a in _by_arm(index) if arms is None or a in arms]
+    groups, errs = {}, {}
+    for name in names:
+        bars = [_accuracy_bar(index, BASE if name == "base" else name, b) for b in benches]
+        groups[name], errs[name] = [m for m, _ in bars], [e for _, e in bars]
     if all(v is None for vs in groups.values() for v in vs):
         return None
     fig = plots._figure(max(6.0, 1.3 * len(benches) + 2), 4.0)
@@ -100,7 +106,8 @@ def benchmark_bars(index: dict, arms: list[str] | None = None, title: str = "") 
     ax.set_xticks(np.arange(len(benches)) + 0.4 - width / 2, benches, rotation=20, fontsize=8)
     ax.set_ylabel("accuracy (final checkpoint)")
     ax.set_ylim(0, 1)
-    ax.set_title(title or "benchmarks: base vs arms (mean over seeds, 95 % CI over seeds; base: Wilson)", fontsize=9)
+    ax.set_title(title or "benchmarks: base vs arms (mean over seeds and items, 95 % CI over items × seeds)",
+                 fontsize=9)
     ax.legend(fontsize=7, ncol=3)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()

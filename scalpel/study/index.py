@@ -3,6 +3,11 @@
 The index is the one interface between running a study and reading it: ``scalpel.study.claims`` and
 ``scalpel.study.report`` read nothing else for their numbers (figures of weight maps re-read the weight tables it
 points to), so a doctored index changes the claims, and a report can be rebuilt from an index alone.
+
+Per-item outcomes, which the paired statistics need (``scalpel.study.stats``), are stored compactly: the sorted item
+ids of each benchmark once (``item_ids``), and in every evaluation summary (the base's and each evaluated
+checkpoint's) an ``outcomes`` list aligned to them — mean correctness over the item's samples, null where that model
+was not scored on the item.
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ def _json(path: Path):
         return None
 
 
-def _eval_summaries(d: Path, benches: list[str]) -> dict:
+def _eval_summaries(d: Path, benches: list[str], outcomes: bool = False) -> dict:
+    """Per benchmark, the evaluation's summary numbers; with ``outcomes``, also its per-item outcomes as
+    {item id: mean correctness} (``align_outcomes`` turns them into lists aligned to the index's item ids)."""
     out = {}
     for b in benches:
         s = _json(d / b / "summary.json")
@@ -45,7 +52,37 @@ def _eval_summaries(d: Path, benches: list[str]) -> dict:
             out[b] = {"accuracy": s["accuracy"], "ci95": s["ci95"], "n_items": s["n_items"],
                       "samples_per_item": s["samples_per_item"], "pass_at_k": s.get("pass_at_k", {}),
                       "mean_completion_tokens": s.get("mean_completion_tokens")}
+            if outcomes:
+                out[b]["outcomes"] = item_outcomes(d / b / "samples.jsonl")
     return out
+
+
+def item_outcomes(path: Path) -> dict[str, float] | None:
+    """{item id: mean correctness over its samples} from an evaluation's ``samples.jsonl`` (None if absent)."""
+    if not Path(path).is_file():
+        return None
+    hits: dict[str, list[bool]] = {}
+    for r in atomic.read_jsonl(path):
+        if "item_id" in r and "correct" in r:
+            hits.setdefault(str(r["item_id"]), []).append(bool(r["correct"]))
+    return {i: sum(v) / len(v) for i, v in hits.items()}
+
+
+def _compact(v: float | None) -> float | int | None:
+    return None if v is None else int(v) if v in (0.0, 1.0) else round(v, 6)
+
+
+def align_outcomes(evals: list[dict], benches: list[str]) -> dict[str, list[str]]:
+    """Per benchmark, the sorted ids of every item any of ``evals`` was scored on (returned, stored once in the
+    index as ``item_ids``); each evaluation's outcomes become a list aligned to them, None where that model was not
+    scored on the item — so pairing is by id, and a mismatch is visible, never assumed away."""
+    ids = {b: sorted({i for ev in evals for i in ((ev.get(b) or {}).get("outcomes") or {})}) for b in benches}
+    for ev in evals:
+        for b, summary in ev.items():
+            m = summary.get("outcomes")
+            if isinstance(m, dict):
+                summary["outcomes"] = [_compact(m.get(i)) for i in ids[b]]
+    return ids
 
 
 def _curves(rd: Path) -> dict:
@@ -156,7 +193,7 @@ def build_index(out: Path, cfg: Config, ctx: Context, jobs: list[Job], done: set
             cks = complete_checkpoints(rd)
             ed = eval_dir(out, "eval", arm.name, seed)
             pd = eval_dir(out, "passk", arm.name, seed)
-            evals = {int(p.name.removeprefix("step-")): _eval_summaries(p, benches)
+            evals = {int(p.name.removeprefix("step-")): _eval_summaries(p, benches, outcomes=True)
                      for p in sorted(ed.glob("step-*")) if p.name.removeprefix("step-").isdigit()}
             final = max(evals) if evals else None
             summary = _json(rd / "arm.json") or {}
@@ -174,6 +211,8 @@ def build_index(out: Path, cfg: Config, ctx: Context, jobs: list[Job], done: set
                 "weights": _weights(out / "analysis" / "weights" / arm.name / f"seed-{seed}"),
                 "samples": _samples(ed / f"step-{final}", benches) if final is not None else [],
             })
+    base_eval = _eval_summaries(eval_dir(out, "eval"), benches, outcomes=True)
+    item_ids = align_outcomes([base_eval] + [ev for r in runs for ev in r["eval"].values()], benches)
     trace = _json(out / "analysis" / "trace" / "trace.json")
     world_manifest = _json(Path(ctx.world) / "manifest.json") if mw else None
     return {
@@ -181,8 +220,9 @@ def build_index(out: Path, cfg: Config, ctx: Context, jobs: list[Job], done: set
         "arms": [a.model_dump(mode="json") for a in study.arms], "seeds": list(study.seeds),
         "benchmarks": {"all": benches, "in_domain": in_domain, "out_of_domain": [b for b in benches
                                                                                  if b not in in_domain]},
+        "item_ids": item_ids,
         "base": {"model": ctx.base_model, "world": ctx.world, "system_prompt": ctx.system_prompt,
-                 "eval": _eval_summaries(eval_dir(out, "eval"), benches),
+                 "eval": base_eval,
                  "passk": _eval_summaries(eval_dir(out, "passk"), in_domain),
                  "samples": _samples(eval_dir(out, "eval"), benches)},
         "runs": runs,

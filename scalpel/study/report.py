@@ -16,6 +16,7 @@ from pathlib import Path
 from scalpel import atomic
 from scalpel.study import claims as C
 from scalpel.study import figures as F
+from scalpel.study import stats as S
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -26,6 +27,14 @@ vertical-align:top} th{background:#f4f4f4} .reproduced{background:#d9f2d9} .cont
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;white-space:pre-wrap;font-size:.82em;max-height:24em}
 .note{color:#555;font-size:.9em} .fig{display:inline-block;vertical-align:top;max-width:49%}
 """
+
+
+ACCURACY_NOTE = ("Accuracy in %, final checkpoint [95 % CI]: base over items (evaluated once); arms, mean over seeds "
+                 "and items with the crossed items × seeds interval (item-level only with one seed), Wilson-bounded "
+                 "to [0, 100].")
+GAIN_NOTE = ("Change = arm − base on identical item ids, mean over seeds and items, in points [95 % CI, clipped to "
+             "±100]; MDC = the CI's half-width: a smaller change cannot be told from 0 with this many items and "
+             "seeds.")
 
 
 def esc(x) -> str:
@@ -59,20 +68,59 @@ def _pct(x) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
 
+def _interval(x: dict | None, signed: bool = False) -> str:
+    if x is None:
+        return "–"
+    f = _pts if signed else _pct
+    return f"{f(x['mean'])} [{f(x['ci95'][0])}, {f(x['ci95'][1])}]"
+
+
+def _pts(x: float) -> str:
+    return f"{100 * x + 0.0:+.1f}".replace("-0.0", "+0.0")
+
+
+def _safe(f, *args):
+    """A report cell must not sink the report: models that share no item id show as missing, with the reason."""
+    try:
+        return f(*args), None
+    except ValueError as exc:
+        return None, str(exc)
+
+
 def benchmark_table(index: dict) -> list[list[str]]:
-    """Rows: base and each arm; cells: accuracy % (mean over seeds) with the 95 % CI over seeds."""
+    """Rows: base and each arm; cells: accuracy % [95 % CI]: the base's over items (one evaluation), an arm's mean
+    over seeds and items with the bounded crossed interval (item-level only with one seed)."""
     benches = index["benchmarks"]["all"]
     rows = [["model"] + benches]
-    rows.append(["base"] + [f"{_pct(e['accuracy'])} [{_pct(e['ci95'][0])}, {_pct(e['ci95'][1])}]"
-                            if (e := index["base"]["eval"].get(b)) else "–" for b in benches])
+    rows.append(["base (item-level CI)"] + [_interval(_safe(C.accuracy, index, C.BASE, b)[0]) for b in benches])
     for arm, runs in F._by_arm(index).items():
-        cells = []
-        for b in benches:
-            vals = [(F._final_eval(r).get(b) or {}).get("accuracy") for r in runs]
-            m, ci = C.ci95([v for v in vals if v is not None])
-            cells.append("–" if m is None else _pct(m) + (f" [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else ""))
-        rows.append([f"{arm} (n={len(runs)})"] + cells)
+        n = len(runs)
+        label = f"{arm} ({n} seeds)" if n > 1 else f"{arm} (1 seed: item-level CI)"
+        rows.append([label] + [_interval(_safe(C.accuracy, index, arm, b)[0]) for b in benches])
     return rows
+
+
+def gain_table(index: dict) -> tuple[list[list[str]], list[str]]:
+    """Rows: each arm; cells: change over the base in points [95 % CI] and the minimum detectable change (the CI
+    half-width), per benchmark and for the in-domain / out-of-domain means; plus notes on unpaired items."""
+    bm = index["benchmarks"]
+    cols = [(b, [b]) for b in bm["all"]] + [("in-domain mean", bm["in_domain"]),
+                                           ("out-of-domain mean", bm["out_of_domain"])]
+    rows = [["change over base"] + [c for c, bs in cols if bs]]
+    notes = []
+    for arm in F._by_arm(index):
+        cells = []
+        for name, bs in cols:
+            if not bs:
+                continue
+            g, err = _safe(C.gain, index, arm, bs)
+            if err:
+                notes.append(f"{arm} / {name}: {err}")
+            elif g and g["unpaired"]:
+                notes.append(f"{arm} / {name}: {g['unpaired']} item ids not scored by every model left out")
+            cells.append("–" if g is None else f"{_interval(g, signed=True)} (MDC {100 * g['mdc']:.1f})")
+        rows.append([arm] + cells)
+    return rows, notes
 
 
 def _html_table(rows: list[list[str]]) -> str:
@@ -87,8 +135,8 @@ def _md_table(rows: list[list[str]]) -> str:
 
 
 def claims_html(cl: dict) -> str:
-    out = ["<table><tr><th>claim</th><th>component (predicted sign)</th><th>mean [95 % CI] over seeds</th>"
-           "<th>per seed</th><th>verdict</th></tr>"]
+    out = ["<table><tr><th>claim</th><th>component (predicted sign)</th><th>estimate [95 % CI] (design; status)"
+           "</th><th>per seed</th><th>verdict</th></tr>"]
     for c in cl["claims"]:
         comps = c["components"] or [{"label": "no component (no matching arms)", "expect": "", "per_seed": {},
                                      "mean": None, "ci95": None, "n": 0, "status": ""}]
@@ -125,10 +173,13 @@ def write_report(out: Path, index: dict) -> Path:
               f"{esc(', '.join(index['benchmarks']['in_domain']))}; out-of-domain: "
               f"{esc(', '.join(index['benchmarks']['out_of_domain']))}. Mid layers (C5): {esc(cl['mid_layers'])}.</p>"]
 
+    gains, gain_notes = gain_table(index)
     parts += ["<h2>Figure 3 analogue: benchmarks, base vs arms</h2>", _fig(F.benchmark_bars(index), "benchmarks"),
-              _html_table(benchmark_table(index)),
-              "<p class='note'>Accuracy in %, final checkpoint, mean over seeds [95 % CI over seeds]; base: "
-              "[Wilson 95 % CI].</p>"]
+              _html_table(benchmark_table(index)), f"<p class='note'>{esc(ACCURACY_NOTE)}</p>",
+              "<p>Change over the base (points), with the minimum detectable change (MDC):</p>",
+              _html_table(gains), f"<p class='note'>{esc(GAIN_NOTE)} {esc(S.METHOD)}</p>"]
+    if gain_notes:
+        parts.append("<p class='note'>Pairing: " + esc("; ".join(gain_notes)) + ".</p>")
     parts += ["<h2>Figure 1 analogue: GRPO rewards</h2>",
               _fig(F.training_curves(index, "grpo", {"rewards/accuracy_reward/mean": "accuracy",
                                                      "rewards/format_reward/mean": "format"},
@@ -158,7 +209,8 @@ def write_report(out: Path, index: dict) -> Path:
     freeze_arms = [a for a in (r.get("sft"), r.get("sft_freeze_mlp"), r.get("sft_qk_only")) if a]
     parts += ["<h2>Figure 7 analogue: freezing arms</h2>",
               _fig(F.benchmark_bars(index, freeze_arms, "SFT vs SFT with mid-layer MLPs frozen vs SFT training only "
-                                    "Q/K (mean over seeds, 95 % CI)") if len(freeze_arms) > 1 else None, "freezing")]
+                                    "Q/K (mean over seeds and items, 95 % CI over items × seeds)")
+                   if len(freeze_arms) > 1 else None, "freezing")]
     tr = index["analysis"].get("trace")
     parts.append("<h2>Figure 12 analogue: causal tracing of fact recall (base model)</h2>")
     if tr:
@@ -210,8 +262,9 @@ def write_report(out: Path, index: dict) -> Path:
             f"{esc(index['study'])}</title><style>{CSS}</style></head><body>" + "\n".join(parts) + "</body></html>")
     path = atomic.write_text(rdir / "index.html", page)
     md = [f"# scalpel study `{index['study']}`", "", "## Claims", "", C.format_table(cl), "", cl["rule"], "",
-          "## Benchmarks (accuracy %, final checkpoint, mean [95 % CI over seeds])", "",
-          _md_table(benchmark_table(index)), "",
+          "## Benchmarks (accuracy %, final checkpoint)", "", _md_table(benchmark_table(index)), "", ACCURACY_NOTE, "",
+          "### Change over the base (points) and minimum detectable change (MDC)", "", _md_table(gains), "",
+          GAIN_NOTE + " " + S.METHOD, "", *(["Pairing: " + "; ".join(gain_notes) + ".", ""] if gain_notes else []),
           "## KL vs forgetting", "", "; ".join(f"{k}: R² {'–' if v['r2'] is None else format(v['r2'], '.2f')} "
                                                  f"(n={v['n']})" for k, v in fits.items() if v) or "no data", ""]
     atomic.write_text(rdir / "summary.md", "\n".join(md))

@@ -1,5 +1,5 @@
 """The claims are computed from index.json and nothing else: doctored numbers change the verdicts as the stated
-rule says, on the tiny study's real index and on hand-made values."""
+rule says, on the tiny study's real index (its per-item outcomes replaced by planted ones) and on hand-made values."""
 
 from __future__ import annotations
 
@@ -7,48 +7,92 @@ import copy
 
 import pytest
 
-from scalpel.study.claims import ci95, component, compute_claims
+from scalpel.study import stats
+from scalpel.study.claims import NOT_JUDGED, ci95, component, compute_claims
+
+N = 1000  # planted items per benchmark: every accuracy with three decimals is exact
 
 
 def by_id(claims: dict) -> dict:
     return {c["id"]: c for c in claims["claims"]}
 
 
+def planted(index: dict) -> dict:
+    """A copy of the real index with N items per benchmark: the base right on every odd item (accuracy 0.5), every
+    evaluated checkpoint scored like the base until ``set_final`` says otherwise."""
+    ix = copy.deepcopy(index)
+    base = [i % 2 for i in range(N)]
+    for b in ix["benchmarks"]["all"]:
+        ix["item_ids"][b] = [f"{b}.{i:04d}" for i in range(N)]
+        ix["base"]["eval"][b]["outcomes"] = list(base)
+        for r in ix["runs"]:
+            for ev in r["eval"].values():
+                ev[b]["outcomes"] = list(base)
+    return ix
+
+
+def flipped(accuracy: float) -> list[int]:
+    """The base's outcomes with the first wrong items made right (a gain) or the first right items made wrong (a
+    loss) until the accuracy is ``accuracy``: a larger gain contains a smaller one's items, as nested skills would."""
+    k = round((accuracy - 0.5) * N)
+    out = [i % 2 for i in range(N)]
+    for j in range(abs(k)):
+        out[2 * j + (0 if k > 0 else 1)] = 1 if k > 0 else 0
+    return out
+
+
 def set_final(index: dict, arm: str, values: dict[int, dict[str, float]]) -> None:
-    """Set the final-checkpoint accuracy of ``arm`` per seed and benchmark."""
+    """Set the final-checkpoint outcomes of ``arm`` per seed and benchmark so that its accuracy is the value."""
     for r in index["runs"]:
         if r["arm"] == arm and r["seed"] in values:
             final = max(r["eval"], key=int)
             for b, v in values[r["seed"]].items():
-                r["eval"][final][b]["accuracy"] = v
+                r["eval"][final][b]["outcomes"] = flipped(v)
 
 
-def doctor(index: dict, in_gain: tuple[float, float], ood_change: tuple[float, float], arm: str = "grpo") -> dict:
-    ix = copy.deepcopy(index)
+def doctor(ix: dict, in_gain: tuple[float, float], ood_change: tuple[float, float], arm: str = "grpo") -> dict:
+    """``arm``'s final checkpoints in a planted index: the base plus the in-domain gain and the out-of-domain change
+    of seeds 0 and 1."""
     ind, ood = ix["benchmarks"]["in_domain"], ix["benchmarks"]["out_of_domain"]
-    base = ix["base"]["eval"]
-    set_final(ix, arm, {s: {**{b: base[b]["accuracy"] + in_gain[s] for b in ind},
-                            **{b: base[b]["accuracy"] + ood_change[s] for b in ood}} for s in (0, 1)})
+    set_final(ix, arm, {s: {**{b: 0.5 + in_gain[s] for b in ind}, **{b: 0.5 + ood_change[s] for b in ood}}
+                        for s in (0, 1)})
     return ix
 
 
+def test_the_index_pairs_base_and_checkpoints_on_identical_items(index):
+    for b in index["benchmarks"]["all"]:
+        ids = index["item_ids"][b]
+        base = index["base"]["eval"][b]
+        assert len(ids) == base["n_items"] == len(base["outcomes"]) and None not in base["outcomes"]
+        assert sum(base["outcomes"]) / len(ids) == pytest.approx(base["accuracy"])
+        for r in index["runs"]:
+            for ev in r["eval"].values():
+                assert len(ev[b]["outcomes"]) == len(ids) and None not in ev[b]["outcomes"]
+                assert sum(ev[b]["outcomes"]) / len(ids) == pytest.approx(ev[b]["accuracy"])
+    c1 = by_id(compute_claims(index))["C1"]["components"][0]
+    assert c1["unpaired_items"] == {b: 0 for b in index["benchmarks"]["in_domain"]}
+    assert c1["items"] == {b: len(index["item_ids"][b]) for b in index["benchmarks"]["in_domain"]}
+
+
 def test_c1_follows_the_numbers_in_the_index(index):
-    agree = by_id(compute_claims(doctor(index, (0.10, 0.11), (-0.05, -0.052))))["C1"]
+    agree = by_id(compute_claims(doctor(planted(index), (0.10, 0.11), (-0.05, -0.052))))["C1"]
     assert agree["verdict"] == "reproduced"
     assert agree["components"][0]["mean"] == pytest.approx(0.105)
-    against = by_id(compute_claims(doctor(index, (-0.10, -0.11), (-0.05, -0.06))))["C1"]
+    assert agree["components"][0]["per_seed"] == {0: pytest.approx(0.10), 1: pytest.approx(0.11)}
+    assert agree["components"][0]["method"] == stats.CROSSED and agree["components"][0]["n"] == 2
+    against = by_id(compute_claims(doctor(planted(index), (-0.10, -0.11), (-0.05, -0.06))))["C1"]
     assert against["verdict"] == "contradicted"
-    unclear = by_id(compute_claims(doctor(index, (0.10, -0.10), (-0.05, -0.06))))["C1"]
+    unclear = by_id(compute_claims(doctor(planted(index), (0.10, -0.10), (-0.05, -0.06))))["C1"]
     assert unclear["verdict"] == "inconclusive"
 
 
 def test_c2_is_paired_by_seed(index):
-    ix = doctor(doctor(index, (0.02, 0.03), (-0.01, -0.012)), (0.20, 0.22), (-0.30, -0.31), arm="sft")
+    ix = doctor(doctor(planted(index), (0.02, 0.03), (-0.01, -0.012)), (0.20, 0.22), (-0.30, -0.31), arm="sft")
     c2 = by_id(compute_claims(ix))["C2"]
     assert c2["verdict"] == "reproduced"
     assert c2["components"][0]["per_seed"] == {0: pytest.approx(0.18), 1: pytest.approx(0.19)}
-    flipped = doctor(doctor(index, (0.20, 0.22), (-0.30, -0.31)), (0.02, 0.03), (-0.01, -0.012), arm="sft")
-    assert by_id(compute_claims(flipped))["C2"]["verdict"] == "contradicted"
+    swapped = doctor(doctor(planted(index), (0.20, 0.22), (-0.30, -0.31)), (0.02, 0.03), (-0.01, -0.012), arm="sft")
+    assert by_id(compute_claims(swapped))["C2"]["verdict"] == "contradicted"
 
 
 def test_c3_c4_read_kl_and_weights_from_the_index(index):
@@ -67,24 +111,41 @@ def test_c3_c4_read_kl_and_weights_from_the_index(index):
 def test_c6_needs_one_task_helped_and_one_hurt(index):
     ood = index["benchmarks"]["out_of_domain"]
     assert len(ood) >= 2
-    base_sft = {s: {b: 0.5 for b in ood} for s in (0, 1)}
-    ix = copy.deepcopy(index)
-    set_final(ix, "sft", base_sft)
+    ix = planted(index)
+    set_final(ix, "sft", {s: {b: 0.5 for b in ood} for s in (0, 1)})
     set_final(ix, "sft-freeze-mlp", {s: {ood[0]: 0.6 + 0.01 * s, ood[1]: 0.4 - 0.01 * s} for s in (0, 1)})
     assert by_id(compute_claims(ix))["C6"]["verdict"] == "reproduced"
     set_final(ix, "sft-freeze-mlp", {s: {b: 0.6 + 0.01 * s for b in ood} for s in (0, 1)})
     assert by_id(compute_claims(ix))["C6"]["verdict"] == "contradicted"
 
 
-def test_missing_arms_or_one_seed_give_inconclusive(index):
+def test_c7_compares_arms_paired_by_seed_and_item(index):
+    ix = planted(index)
+    ind, ood = ix["benchmarks"]["in_domain"], ix["benchmarks"]["out_of_domain"]
+    set_final(ix, "sft", {s: {**{b: 0.7 for b in ind}, **{b: 0.3 for b in ood}} for s in (0, 1)})
+    set_final(ix, "sft-qk-only", {s: {**{b: 0.55 + 0.01 * s for b in ind}, **{b: 0.2 for b in ood}} for s in (0, 1)})
+    c7 = by_id(compute_claims(ix))["C7"]
+    assert c7["verdict"] == "reproduced"
+    assert c7["components"][0]["per_seed"] == {0: pytest.approx(-0.15), 1: pytest.approx(-0.14)}
+    set_final(ix, "sft-qk-only", {s: {**{b: 0.8 for b in ind}, **{b: 0.2 for b in ood}} for s in (0, 1)})
+    assert by_id(compute_claims(ix))["C7"]["verdict"] == "contradicted"
+
+
+def test_missing_arms_give_inconclusive_and_one_seed_is_not_judged(index):
     ix = copy.deepcopy(index)
     ix["arms"] = [a for a in ix["arms"] if a["name"] != "grpo-hard"]
     ix["runs"] = [r for r in ix["runs"] if r["arm"] != "grpo-hard"]
     c = compute_claims(ix)
     assert c["roles"]["grpo_hard"] is None and by_id(c)["C8"]["verdict"] == "inconclusive"
-    one = copy.deepcopy(index)
+    one = doctor(planted(index), (0.30, 0.30), (-0.30, -0.30))  # effects no item-level CI could miss ...
     one["runs"] = [r for r in one["runs"] if r["seed"] == 0]
-    assert all(c["verdict"] == "inconclusive" for c in compute_claims(one)["claims"])
+    c = compute_claims(one)
+    for claim in c["claims"]:  # ... are still not judged on one seed (inconclusive where a component has no data)
+        complete = all(x["n"] > 0 for x in claim["components"])
+        assert claim["verdict"] == (NOT_JUDGED if complete else "inconclusive"), claim
+    assert {k for k, v in by_id(c).items() if v["verdict"] == NOT_JUDGED} >= {"C1", "C2", "C6", "C7"}
+    c1 = by_id(c)["C1"]["components"][0]
+    assert c1["method"] == stats.ITEMS_ONLY and c1["ci95"][0] > 0.25 and c1["status"] == NOT_JUDGED
 
 
 def test_ci95_uses_student_t():
@@ -94,3 +155,4 @@ def test_ci95_uses_student_t():
     assert component("x", {0: 0.1, 1: 0.2, 2: 0.15}, ">0")["status"] == "agrees"
     assert component("x", {0: 0.1, 1: 0.2, 2: 0.15}, "<0")["status"] == "disagrees"
     assert component("x", {0: -0.1, 1: 0.2}, ">0")["status"] == "unclear"
+    assert component("x", {0: 0.1}, ">0")["status"] == NOT_JUDGED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import html
 import json
 import re
 import shutil
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from scalpel.study import stats as S
 from scalpel.study.report import write_report
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,6 +40,24 @@ def test_model_text_is_escaped_and_nothing_is_fetched(index, tmp_path):
     assert "<img src=\"data:image/png;base64," in page and "data:image/gif;base64," in page
     md = (tmp_path / "report" / "summary.md").read_text()
     assert "| C1 " in md and "C8" in md
+
+
+def test_report_states_the_method_and_keeps_intervals_in_range(index, tmp_path):
+    write_report(tmp_path, index)
+    md = (tmp_path / "report" / "summary.md").read_text()
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert S.METHOD in md and html.escape(S.METHOD, quote=True) in page
+    bench = md[md.index("## Benchmarks"):md.index("## KL vs forgetting")]
+    num = r"[+-]?\d+(?:\.\d+)?"
+    cut = bench.index("### Change over the base")
+    accs, gains = (re.findall(rf"({num}) \[({num}), ({num})\]", part) for part in (bench[:cut], bench[cut:]))
+    arms, benches = len(index["arms"]), len(index["benchmarks"]["all"])
+    assert len(accs) == (1 + arms) * benches and len(gains) == arms * (benches + 2)  # + in/out-of-domain means
+    for floor, rows in ((0, accs), (-100, gains)):
+        for m, lo, hi in (tuple(map(float, r)) for r in rows):
+            assert floor <= lo <= m <= hi <= 100 and hi > lo
+    assert bench[cut:].count("(MDC ") == arms * (benches + 2)
+    assert "base (item-level CI)" in bench
 
 
 def chromium() -> str:
