@@ -55,7 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Writes kl.json, kl.csv and figures/kl_curve.png (one line per label/arm). The base's log-probs are "
         "computed once and reused for every checkpoint."),
         epilog=_wrap("--data: 'math500' (../shared/data/benchmarks/math500_test.jsonl or the hub), a micro-world "
-                     "directory (held-out maths question + teacher solution), or a JSON/JSONL file.") + "\nexample:\n"
+                     "directory (held-out maths question + a solution in a neutral style no arm trains on; "
+                     "--solution-field teacher or solution for the SFT-target or base-style text), or a JSON/JSONL "
+                     "file.") + "\nexample:\n"
         "  scalpel analyze kl --base W/model runs/s/grpo/0/checkpoint-* --data W --out an/kl")
     k.add_argument("--base", required=True, help="base model directory")
     k.add_argument("checkpoints", nargs="+", help="checkpoint directories")

@@ -9,7 +9,9 @@ checkpoint is by what the base would say) and KL(q‖p) ("reverse"). Reported: t
 examples (token-weighted, as the paper's "average per-token KL"), with a standard error over examples.
 
 Data: MATH-500 (``math500`` / ``HuggingFaceH4/MATH-500``: problem + solution), a micro-world directory (held-out
-maths items: question + ``teacher`` solution, the analogue of MATH-500's worked solutions) or any JSON/JSONL file.
+maths items: question + ``neutral`` solution, a style neither the base's pretraining, GRPO's own samples nor SFT's
+teacher traces use — the analogue of MATH-500's human-written solutions; ``--solution-field teacher`` or
+``solution`` gives the SFT-target or base-style curves) or any JSON/JSONL file.
 
 Efficiency (vs the naive padded loop of ``benchmarks/kl_throughput.py``): sequences are length-bucketed (or packed
 with per-sequence ``position_ids`` and ``use_cache=False``; without the latter transformers silently lets packed
@@ -86,7 +88,7 @@ def load_pairs(data: str | Path, question_field: str | None = None, solution_fie
 
         world = World.open(path)
         rows = world.items("maths_easy", "heldout") + world.items("maths_hard", "heldout")
-        return _pairs(rows, question_field or "question", solution_field or "teacher", str(path))
+        return _pairs(rows, question_field or "question", solution_field or "neutral", str(path))
     if path.is_file():
         return _pairs(read_table(path), question_field, solution_field, str(path))
     if text.lower() in MATH500_NAMES:

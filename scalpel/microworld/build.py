@@ -22,7 +22,7 @@ from scalpel.microworld.world import generate
 
 FORMAT = "scalpel-microworld/1"
 # Bump when world generation or pretraining changes in a way that changes the output for the same config.
-GENERATOR_VERSION = 2  # 2: multiple choice asks the question last
+GENERATOR_VERSION = 3
 
 
 class WorldError(ValueError):

@@ -14,7 +14,13 @@ from scalpel.evaluate.generate import generate
 from scalpel.microworld.tasks import answer_is_correct
 
 HELDOUT_TASKS = ["maths_easy", "maths_hard", "facts_mcq", "fewshot_maths", "instruct"]
-MAX_NEW_TOKENS = {"maths_easy": 48, "maths_hard": 64, "facts_mcq": 40, "fewshot_maths": 40, "instruct": 40}
+# What an instruct-like base must score (greedy, held-out) for the paper's protocol to be measurable on it: off the
+# floor and off the ceiling wherever a gain or a loss must be visible, and a strong grip on the facts SFT is predicted
+# to overwrite. The demo world is built to meet them; ``accuracy_table`` marks any task outside its range.
+INSTRUCT_LIKE = {"maths_easy": (0.30, 0.90), "maths_hard": (0.05, 1.0), "facts_mcq": (0.85, 1.0),
+                 "fewshot_maths": (0.30, 0.90), "instruct": (0.30, 0.90)}
+# Room for the teacher's decomposed style too (about 70 tokens on easy maths), so a fine-tuned model is not cut off.
+MAX_NEW_TOKENS = {"maths_easy": 96, "maths_hard": 128, "facts_mcq": 48, "fewshot_maths": 64, "instruct": 48}
 
 
 def load_model(model_dir):
@@ -25,8 +31,9 @@ def load_model(model_dir):
     return model, tok
 
 
-def evaluate_base(world, model=None, tokenizer=None, progress: bool = False, limit: int | None = None) -> dict:
-    """Greedy accuracy per held-out task -> {task: {"accuracy", "correct", "n"}}."""
+def evaluate_base(world, model=None, tokenizer=None, progress: bool = False, limit: int | None = None,
+                  details: bool = False) -> dict:
+    """Greedy accuracy per held-out task -> {task: {"accuracy", "correct", "n"}} (+ "per_item" with ``details``)."""
     if model is None:
         model, tokenizer = load_model(world.model_dir)
     results = {}
@@ -35,9 +42,12 @@ def evaluate_base(world, model=None, tokenizer=None, progress: bool = False, lim
         prompts = [tokenizer.apply_chat_template(messages(it["question"], world.system_prompt), tokenize=False,
                                                  add_generation_prompt=True) for it in items]
         outs = generate(model, tokenizer, prompts, max_new_tokens=MAX_NEW_TOKENS[task], stop=["</answer>"],
-                        batch_size=64, progress=progress)
-        correct = sum(answer_is_correct(it, o.text) for it, o in zip(items, outs))
+                        batch_size=256, progress=progress)
+        per_item = [answer_is_correct(it, o.text) for it, o in zip(items, outs)]
+        correct = sum(per_item)
         results[task] = {"accuracy": round(correct / len(items), 4), "correct": correct, "n": len(items)}
+        if details:
+            results[task]["per_item"] = per_item
     return results
 
 
@@ -59,7 +69,10 @@ def report(world, as_json: bool = False, recompute: bool = False) -> str:
     info = {"dir": str(world.dir), "key": world.key, "size": world.manifest["config"]["size"],
             "seed": world.manifest["config"]["seed"], "system_prompt": world.system_prompt,
             "pretrain": world.manifest.get("pretrain", {}), "tasks": describe(world),
-            "accuracy": {t: a["accuracy"] for t, a in acc.items()}, "accuracy_detail": acc}
+            "accuracy": {t: a["accuracy"] for t, a in acc.items()}, "accuracy_detail": acc,
+            "instruct_like": {t: {"range": list(INSTRUCT_LIKE[t]),
+                                  "in_range": INSTRUCT_LIKE[t][0] <= a["accuracy"] <= INSTRUCT_LIKE[t][1]}
+                              for t, a in acc.items() if t in INSTRUCT_LIKE}}
     if as_json:
         return json.dumps(info, indent=2)
     lines = [f"micro-world {info['dir']}", f"  size {info['size']}, seed {info['seed']}, key {info['key'][:12]}",
@@ -73,9 +86,15 @@ def report(world, as_json: bool = False, recompute: bool = False) -> str:
     return "\n".join(lines + ["", accuracy_table(acc)])
 
 
-def accuracy_table(acc: dict) -> str:
-    """The base model's greedy held-out accuracy per task (``evaluate_base``'s result) as a small text table."""
-    lines = ["base model, greedy, held-out:", f"  {'task':<16}{'accuracy':>10}{'correct':>10}{'n':>6}"]
+def accuracy_table(acc: dict, ranges: dict | None = None) -> str:
+    """The base model's greedy held-out accuracy per task (``evaluate_base``'s result) as a small text table, with the
+    instruct-like range each task should fall in and whether it does."""
+    ranges = INSTRUCT_LIKE if ranges is None else ranges
+    lines = ["base model, greedy, held-out:",
+             f"  {'task':<16}{'accuracy':>10}{'correct':>10}{'n':>6}   instruct-like range"]
     for task, a in acc.items():
-        lines.append(f"  {task:<16}{a['accuracy'] * 100:>9.1f}%{a['correct']:>10}{a['n']:>6}")
+        lo, hi = ranges.get(task, (0.0, 1.0))
+        mark = "ok" if lo <= a["accuracy"] <= hi else "OUT OF RANGE"
+        lines.append(f"  {task:<16}{a['accuracy'] * 100:>9.1f}%{a['correct']:>10}{a['n']:>6}   "
+                     f"[{lo * 100:.0f}, {hi * 100:.0f}] % {mark}")
     return "\n".join(lines)

@@ -86,7 +86,9 @@ def make_model(cfg: MicroworldConfig, tok: PreTrainedTokenizerFast) -> Olmo2ForC
         rope_theta=10000.0,
     )
     torch.manual_seed(cfg.seed)
-    return Olmo2ForCausalLM(config)
+    model = Olmo2ForCausalLM(config)
+    torch.nn.init.normal_(model.model.embed_tokens.weight, std=m.embedding_init_std)
+    return model
 
 
 def pretrain(cfg: MicroworldConfig, tok: PreTrainedTokenizerFast, docs: list[Doc], system_prompt: str,
@@ -123,7 +125,7 @@ def pretrain(cfg: MicroworldConfig, tok: PreTrainedTokenizerFast, docs: list[Doc
             ids[r, : len(s)] = s
             mask[r, : len(s)] = 1
             labels[r, starts[i] : len(s)] = s[starts[i] :]
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss = model(input_ids=ids, labels=labels).loss  # right padding + causal: no mask needed (fast SDPA path)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

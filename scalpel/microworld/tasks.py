@@ -95,80 +95,116 @@ class Problem:
     answer: int
 
 
-def _easy(rng: random.Random, hi: int) -> Problem:
+def _two_step(rng: random.Random, hi: int) -> Problem:
+    """Easy ("k12") tier: two additions/subtractions of small numbers, one story."""
     name, pron = rng.choice(MATHS_NAMES)
     obj = rng.choice(MATHS_OBJECTS)
-    kind = rng.choice(["add", "sub", "add2", "sub2"])
-    a, b = rng.randint(1, hi), rng.randint(1, hi)
-    if kind.startswith("sub") and b > a:
-        a, b = b, a
-    if kind == "add":
-        q = f"{name} has {a} {obj}. {pron} gets {b} more {obj}. How many {obj} does {name} have now?"
-    elif kind == "add2":
-        q = f"There are {a} {obj} in a bag and {b} {obj} on the table. How many {obj} are there in total?"
-    elif kind == "sub":
-        q = f"{name} has {a} {obj}. {pron} gives away {b} {obj}. How many {obj} does {name} have left?"
-    else:
-        q = f"A shop had {a} {obj}. It sold {b} of them. How many {obj} does the shop have now?"
-    op = "+" if kind.startswith("add") else "-"
-    r = a + b if op == "+" else a - b
-    return Problem(kind, (a, b), q, ((a, op, b, r),), r)
-
-
-def _hard(rng: random.Random, hi: int) -> Problem:
-    name, pron = rng.choice(MATHS_NAMES)
-    obj = rng.choice(MATHS_OBJECTS)
-    kind = rng.choice(["mul_sub", "mul_add", "add_sub_add", "mul_add_sub"])
+    kind = rng.choice(["gain_gain", "gain_loss", "loss_gain", "loss_loss"])
     while True:
-        if kind in ("mul_sub", "mul_add", "mul_add_sub"):
-            a, b = rng.randint(2, 9), rng.randint(2, min(hi, 19))
+        a, b, c = rng.randint(1, hi), rng.randint(1, hi), rng.randint(1, hi)
+        op1 = "+" if kind.startswith("gain") else "-"
+        op2 = "+" if kind.endswith("gain") else "-"
+        r1 = a + b if op1 == "+" else a - b
+        r2 = r1 + c if op2 == "+" else r1 - c
+        if r1 >= 0 and r2 >= 0:
+            break
+    q = {
+        "gain_gain": f"{name} has {a} {obj}. {pron} gets {b} more and then finds {c} more. "
+                     f"How many {obj} does {name} have now?",
+        "gain_loss": f"{name} has {a} {obj}. {pron} gets {b} more and then gives away {c}. "
+                     f"How many {obj} does {name} have now?",
+        "loss_gain": f"A shop had {a} {obj}. It sold {b} of them and then bought {c} more. "
+                     f"How many {obj} does the shop have now?",
+        "loss_loss": f"{name} has {a} {obj}. {pron} gives away {b} and then loses {c}. "
+                     f"How many {obj} does {name} have left?",
+    }[kind]
+    return Problem(kind, (a, b, c), q, ((a, op1, b, r1), (r1, op2, c, r2)), r2)
+
+
+def _multi_step(rng: random.Random, hi: int) -> Problem:
+    """Hard ("olympiad") tier: a product followed by one or two additions/subtractions, or three of them."""
+    name, pron = rng.choice(MATHS_NAMES)
+    obj = rng.choice(MATHS_OBJECTS)
+    kind = rng.choice(["mul_add", "mul_sub", "mul_add_sub", "add_sub_add"])
+    while True:
+        if kind.startswith("mul"):
+            a, b, c, d = rng.randint(2, 4), rng.randint(2, min(9, hi)), rng.randint(1, hi), rng.randint(1, hi)
             p = a * b
-            c = rng.randint(1, hi)
-            if kind == "mul_sub":
-                if c > p:
-                    continue
-                q = (f"{name} has {a} boxes with {b} {obj} in each box. {pron} gives away {c} {obj}. "
-                     f"How many {obj} does {name} have left?")
-                steps = ((a, "*", b, p), (p, "-", c, p - c))
-            elif kind == "mul_add":
+            if kind == "mul_add":
                 q = (f"{name} buys {a} packs of {obj} with {b} in each pack, and already had {c} {obj}. "
                      f"How many {obj} does {name} have now?")
-                steps = ((a, "*", b, p), (p, "+", c, p + c))
+                steps, operands = ((a, "*", b, p), (p, "+", c, p + c)), (a, b, c)
+            elif kind == "mul_sub":
+                q = (f"{name} has {a} boxes with {b} {obj} in each box. {pron} gives away {c} {obj}. "
+                     f"How many {obj} does {name} have left?")
+                steps, operands = ((a, "*", b, p), (p, "-", c, p - c)), (a, b, c)
             else:
-                d = rng.randint(1, hi)
-                if p + c - d < 0:
-                    continue
                 q = (f"{name} has {a} bags with {b} {obj} in each bag. {pron} finds {c} more {obj} and then "
                      f"loses {d}. How many {obj} does {name} have now?")
-                steps = ((a, "*", b, p), (p, "+", c, p + c), (p + c, "-", d, p + c - d))
-            operands = (a, b, c) if kind != "mul_add_sub" else (a, b, c, d)
+                steps, operands = ((a, "*", b, p), (p, "+", c, p + c), (p + c, "-", d, p + c - d)), (a, b, c, d)
         else:
             a, b, c, d = (rng.randint(1, hi) for _ in range(4))
-            if a + b - c < 0:
-                continue
             q = (f"{name} has {a} {obj}. {pron} gets {b} more, gives {c} to a friend, and then gets {d} more. "
                  f"How many {obj} does {name} have now?")
-            steps = ((a, "+", b, a + b), (a + b, "-", c, a + b - c), (a + b - c, "+", d, a + b - c + d))
-            operands = (a, b, c, d)
-        if steps[-1][3] <= 199:
+            steps, operands = ((a, "+", b, a + b), (a + b, "-", c, a + b - c), (a + b - c, "+", d, a + b - c + d)), \
+                (a, b, c, d)
+        if all(r >= 0 for *_, r in steps) and steps[-1][3] <= 199:
             return Problem(kind, operands, q, steps, steps[-1][3])
 
 
 def make_problem(rng: random.Random, tier: str, easy_max: int, hard_max: int) -> Problem:
-    return _easy(rng, easy_max) if tier == "k12" else _hard(rng, hard_max)
+    return _two_step(rng, easy_max) if tier == "k12" else _multi_step(rng, hard_max)
 
 
-def short_solution(p: Problem, tagged: bool = True) -> str:
-    """The base model's own style: bare equations, one per line (what pretraining teaches)."""
-    lines = "\n".join(f"{x} {op} {y} = {r}" for x, op, y, r in p.steps)
+def expression(p: Problem) -> str:
+    """The whole computation on one line, left to right: '4 + 3 - 2' (products come first, so it is also right)."""
+    return f"{p.steps[0][0]}" + "".join(f" {op} {y}" for _, op, y, _ in p.steps)
+
+
+def short_solution(p: Problem, tagged: bool = True, stepwise: bool = False) -> str:
+    """The base model's own style: the whole computation in one line, its result, the answer.
+
+    A one-line result of two or three operations is hard for a tiny model (every intermediate value must be
+    formed inside one forward pass); ``stepwise`` writes one equation per step instead, the rarer habit of the base
+    that GRPO can amplify. The teacher's traces decompose every problem (``teacher.py``).
+    """
+    if stepwise:
+        lines = "\n".join(f"{x} {op} {y} = {r}" for x, op, y, r in p.steps)
+    else:
+        lines = f"{expression(p)} = {p.answer}"
     if tagged:
         return f"<think>\n{lines}\n</think>\n<answer>\n{p.answer}\n</answer>"
     return f"<think>\n{lines}\n</think>\nThe answer is {p.answer}."
 
 
+_NEUTRAL_OPS = {"+": "plus", "-": "minus", "*": "times"}
+
+
+def neutral_solution(p: Problem) -> str:
+    """A third solution style nobody trains on (neither the base's equations nor the teacher's steps): the text KL
+    to the base is measured on, as the paper used MATH-500's human-written solutions."""
+    parts = [f"{x} {_NEUTRAL_OPS[op]} {y} makes {r}" for x, op, y, r in p.steps]
+    return "We work it out in words: " + ", and ".join(parts) + f". Hence the result is {p.answer}."
+
+
+def arithmetic_facts(easy_max: int, hard_max: int) -> list[str]:
+    """Every single operation the world's problems need, as equations ('7 + 5 = 12'): the base's arithmetic.
+
+    Sums and differences of a running value up to the largest intermediate result with an operand up to the
+    largest operand, and the products of the hard tier. Taught as plain text (tables), so the base can do each
+    step; whether it can chain steps inside one line is what the tiers measure.
+    """
+    top = max(2 * easy_max, 4 * min(9, hard_max) + hard_max, 3 * hard_max)
+    small = max(easy_max, hard_max)
+    facts = [f"{x} + {y} = {x + y}" for x in range(top + 1) for y in range(1, small + 1) if x + y <= 199]
+    facts += [f"{x} - {y} = {x - y}" for x in range(top + 1) for y in range(1, small + 1) if x >= y]
+    facts += [f"{a} * {b} = {a * b}" for a in range(2, 5) for b in range(2, min(9, hard_max) + 1)]
+    return facts
+
+
 def fewshot_line(p: Problem) -> str:
-    """GSM8k-style worked answer: equations then '#### N'."""
-    return " ".join(f"{x} {op} {y} = {r}." for x, op, y, r in p.steps) + f" #### {p.answer}"
+    """GSM8k-style worked answer in the base's one-line style, then '#### N'."""
+    return f"{expression(p)} = {p.answer}. #### {p.answer}"
 
 
 def fewshot_question(shots: list[Problem], target: Problem) -> str:

@@ -78,7 +78,7 @@ def _maths_item(p: T.Problem, task: str, split: str, tier: str, n: int) -> dict:
     return {
         "id": f"{task}.{split}.{n:05d}", "task": task, "split": split, "tier": tier,
         "question": p.question, "answer": str(p.answer), "kind": p.kind, "operands": list(p.operands),
-        "solution": T.short_solution(p), "teacher": teacher_solution(p),
+        "solution": T.short_solution(p), "teacher": teacher_solution(p), "neutral": T.neutral_solution(p),
     }
 
 
@@ -189,10 +189,16 @@ def build_corpus(cfg: MicroworldConfig, world: GeneratedWorld,
             docs.append(chat(again["question"], T.qa_solution(fact["attribute"])))
     for tier in ("k12", "olympiad"):
         for p in problems[tier][0]:
-            docs.append(chat(p.question, T.short_solution(p, tagged=rng.random() >= pt.untagged_fraction)))
+            docs.append(chat(p.question, T.short_solution(p, tagged=rng.random() >= pt.untagged_fraction,
+                                                          stepwise=rng.random() < pt.stepwise_fraction)))
+    facts = T.arithmetic_facts(cfg.world.easy_max, cfg.world.hard_max)
+    for _ in range(pt.arithmetic_repeats):  # arithmetic tables as plain text, a few equations per document
+        rng.shuffle(facts)
+        docs += [Doc(text=". ".join(facts[i: i + 8]) + ".") for i in range(0, len(facts), 8)]
     for item in world.items[("fewshot_maths", "train")]:
         docs.append(chat(item["question"], item["solution"]))
-    for item in world.items[("instruct", "train")]:
-        docs.append(chat(item["question"], item["solution"]))
+    for _ in range(pt.instruct_repeats):
+        for item in world.items[("instruct", "train")]:
+            docs.append(chat(item["question"], item["solution"]))
     rng.shuffle(docs)
     return docs

@@ -69,6 +69,21 @@ def test_manifest_and_inspect_json(test_world, capsys):
     info = json.loads(capsys.readouterr().out)
     assert set(info["accuracy"]) == {"maths_easy", "maths_hard", "facts_mcq", "fewshot_maths", "instruct"}
     assert all(0.0 <= a <= 1.0 for a in info["accuracy"].values())
+    for task, r in info["instruct_like"].items():  # every task is checked against the instruct-like range
+        lo, hi = r["range"]
+        assert r["in_range"] == (lo <= info["accuracy"][task] <= hi)
+
+
+def test_accuracy_table_marks_tasks_outside_the_instruct_like_range():
+    from scalpel.microworld.inspect import INSTRUCT_LIKE, accuracy_table
+
+    acc = {"maths_easy": {"accuracy": 0.45, "correct": 45, "n": 100},  # inside [30, 90]
+           "instruct": {"accuracy": 0.01, "correct": 1, "n": 100},  # the floor: a loss there could not be seen
+           "facts_mcq": {"accuracy": 0.84, "correct": 84, "n": 100}}  # just under 85
+    lines = {line.split()[0]: line for line in accuracy_table(acc).splitlines()[2:]}
+    assert lines["maths_easy"].endswith("ok") and "[30, 90]" in lines["maths_easy"]
+    assert lines["instruct"].endswith("OUT OF RANGE") and lines["facts_mcq"].endswith("OUT OF RANGE")
+    assert set(INSTRUCT_LIKE) == {"maths_easy", "maths_hard", "facts_mcq", "fewshot_maths", "instruct"}
 
 
 def test_second_build_is_cached(test_world, test_config):

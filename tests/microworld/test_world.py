@@ -63,20 +63,23 @@ def _solve_from_text(question: str, kind: str) -> int:
     """An independent solver: reads the numbers off the question text and applies the template's meaning."""
     n = [int(x) for x in re.findall(r"\d+", question)]
     return {
-        "add": lambda: n[0] + n[1], "add2": lambda: n[0] + n[1],
-        "sub": lambda: n[0] - n[1], "sub2": lambda: n[0] - n[1],
+        "gain_gain": lambda: n[0] + n[1] + n[2], "gain_loss": lambda: n[0] + n[1] - n[2],
+        "loss_gain": lambda: n[0] - n[1] + n[2], "loss_loss": lambda: n[0] - n[1] - n[2],
         "mul_sub": lambda: n[0] * n[1] - n[2], "mul_add": lambda: n[0] * n[1] + n[2],
         "mul_add_sub": lambda: n[0] * n[1] + n[2] - n[3],
         "add_sub_add": lambda: n[0] + n[1] - n[2] + n[3],
     }[kind]()
 
 
-STEP = re.compile(r"(\d+) (plus|minus|times) (\d+) equals (\d+)")
-OPS = {"plus": lambda a, b: a + b, "minus": lambda a, b: a - b, "times": lambda a, b: a * b}
+STEP = re.compile(r"Step \d+: (\d+) ([-+*]) (\d+) = (\d+)\.")
+CHECK = re.compile(r"Check: (\d+) ([-+*]) (\d+) = (\d+)\.")
+OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 
 
-def test_teacher_is_correct_and_verbose(world):
-    for task in ["maths_easy", "maths_hard"]:
+def test_teacher_decomposes_every_problem_correctly(world):
+    """The teacher writes one true equation per operation (the capability the base's one-line style lacks), checks
+    the last one by its inverse, and is off the base's style."""
+    for task, steps_allowed in [("maths_easy", {2}), ("maths_hard", {2, 3})]:
         for it in world.items[(task, "train")][:300] + world.items[(task, "heldout")]:
             truth = _solve_from_text(it["question"], it["kind"])
             assert int(it["answer"]) == truth >= 0
@@ -85,10 +88,18 @@ def test_teacher_is_correct_and_verbose(world):
             assert m, teacher
             assert int(m.group(2)) == truth
             steps = STEP.findall(m.group(1))
-            assert steps, teacher
-            for a, op, b, r in steps:  # every arithmetic claim in the reasoning is true
+            assert len(steps) in steps_allowed, teacher
+            for a, op, b, r in steps + CHECK.findall(m.group(1)):  # every arithmetic claim is true
                 assert OPS[op](int(a), int(b)) == int(r), teacher
-            assert len(teacher) > 2 * len(it["solution"])  # off the base model's short style
+            assert int(steps[-1][3]) == truth
+            assert "Step" not in it["solution"] and len(it["solution"].splitlines()) == 6  # one-line base style
+
+
+def test_neutral_text_is_correct_and_in_neither_trained_style(world):
+    for it in world.items[("maths_easy", "heldout")] + world.items[("maths_hard", "heldout")]:
+        text = it["neutral"]
+        assert text.endswith(f"the result is {it['answer']}.")
+        assert "<think>" not in text and "Step" not in text and "=" not in text
 
 
 def test_base_style_and_fewshot_answers_are_correct(world):
