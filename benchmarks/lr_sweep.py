@@ -37,7 +37,7 @@ def sweep_config(study_file: Path, grpo: list[float], sft: list[float], seeds: l
     study["arms"] = ([{"name": arm_name("grpo", lr), "algorithm": "grpo", "lr": lr} for lr in grpo]
                      + [{"name": arm_name("sft", lr), "algorithm": "sft", "lr": lr} for lr in sft])
     ev = study.setdefault("eval", {})
-    ev.update({"checkpoints": 1, "passk_samples": 1})
+    ev.update({"checkpoints": 1, "passk_samples": 1, "passk_arms": None})
     study["analysis"] = {"kl": False, "weights": False, "spectrum": False, "trace": False}
     return data
 
