@@ -29,13 +29,15 @@ def arm_name(algorithm: str, lr: float) -> str:
     return f"{algorithm}-lr{lr:g}".replace("+", "")
 
 
-def sweep_config(study_file: Path, grpo: list[float], sft: list[float], seeds: list[int]) -> dict:
+def sweep_config(study_file: Path, grpo: list[float], sft: list[float], seeds: list[int],
+                 sft_epochs: int = 1) -> dict:
     data = yaml.safe_load(study_file.read_text())
     study = data["study"]
     study["name"] = f"{study.get('name', 'study')}-lr-sweep"
     study["seeds"] = seeds
     study["arms"] = ([{"name": arm_name("grpo", lr), "algorithm": "grpo", "lr": lr} for lr in grpo]
-                     + [{"name": arm_name("sft", lr), "algorithm": "sft", "lr": lr} for lr in sft])
+                     + [{"name": arm_name("sft", lr), "algorithm": "sft", "lr": lr, "epochs": sft_epochs}
+                        for lr in sft])
     ev = study.setdefault("eval", {})
     ev.update({"checkpoints": 1, "passk_samples": 1, "passk_arms": None})
     study["analysis"] = {"kl": False, "weights": False, "spectrum": False, "trace": False}
@@ -86,6 +88,8 @@ def main(argv=None) -> int:
     ap.add_argument("--grpo", default="3e-5,1e-4,3e-4", help="GRPO learning rates, comma-separated")
     ap.add_argument("--sft", default="1e-4,3e-4,1e-3", help="SFT learning rates, comma-separated")
     ap.add_argument("--seeds", default="0", help="seeds, comma-separated")
+    ap.add_argument("--sft-epochs", type=int, default=1, help="passes of the SFT arms over the question budget "
+                    "(more steps on the same stream; the paper's 3-epoch arm)")
     ap.add_argument("--out", default=str(REPO / "studies" / "lr-sweep"))
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="extra overrides of the generated study (e.g. microworld.seed=1, study.model=DIR)")
@@ -102,7 +106,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     study_yaml = out / "sweep.yaml"
-    study_yaml.write_text(yaml.safe_dump(sweep_config(Path(args.study), grpo, sft, seeds), sort_keys=False))
+    data = sweep_config(Path(args.study), grpo, sft, seeds, args.sft_epochs)
+    study_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
     overrides = list(args.overrides) + ([f"study.workers={args.workers}"] if args.workers else [])
     cfg = config.load(study_yaml, overrides)
     run_study(cfg, out)
