@@ -44,42 +44,8 @@ def sweep_config(study_file: Path, grpo: list[float], sft: list[float], seeds: l
     return data
 
 
-def per_item(path: Path) -> dict[str, float]:
-    """item id -> mean correctness over its samples, from an evaluation's samples.jsonl."""
-    got: dict[str, list[float]] = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            r = json.loads(line)
-            got.setdefault(r["item_id"], []).append(float(bool(r["correct"])))
-    return {k: sum(v) / len(v) for k, v in got.items()}
-
-
-def final_step_dir(run_eval: Path) -> Path:
-    steps = sorted((int(p.name.removeprefix("step-")), p) for p in run_eval.glob("step-*"))
-    if not steps:
-        raise SystemExit(f"{run_eval}: no evaluated checkpoint (did the study finish?)")
-    return steps[-1][1]
-
-
-def gain(out: Path, arm: str, seeds: list[int], benches: list[str]):
-    """Crossed (seeds x items) estimate of the mean over ``benches`` of (arm − base) accuracy."""
-    import numpy as np
-
-    from scalpel.study import stats
-
-    blocks = []
-    for b in benches:
-        base = per_item(out / "eval" / "base" / b / "samples.jsonl")
-        runs = {s: per_item(final_step_dir(out / "eval" / arm / f"seed-{s}") / b / "samples.jsonl") for s in seeds}
-        ids, rows, _ = stats.align({"base": base, **{f"seed-{s}": r for s, r in runs.items()}})
-        blocks.append((np.asarray(rows[1:]) - rows[0], 1.0 / len(benches)))
-    est = stats.crossed(blocks)
-    return est, stats.difference_ci(est)
-
-
-def accuracy(out: Path, arm: str, seeds: list[int], bench: str) -> float:
-    vals = [per_item(final_step_dir(out / "eval" / arm / f"seed-{s}") / bench / "samples.jsonl") for s in seeds]
-    return sum(sum(v.values()) / len(v) for v in vals) / len(vals)
+def _cell(g: dict | None) -> str:
+    return "–" if g is None else f"{100 * g['mean']:+.1f} [{100 * g['ci95'][0]:+.1f}, {100 * g['ci95'][1]:+.1f}]"
 
 
 def main(argv=None) -> int:
@@ -97,7 +63,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from scalpel import config
-    from scalpel.study.jobs import in_domain_of
+    from scalpel.study import claims as C
     from scalpel.study.runner import run_study
 
     grpo = [float(x) for x in args.grpo.split(",") if x]
@@ -118,15 +84,10 @@ def main(argv=None) -> int:
         b.removeprefix("mw_") for b in ind + ood) + " |"
     lines = [f"lr sweep: {args.study}, seeds {seeds}, {out}", "", header,
              "|" + "---|" * (3 + len(ind) + len(ood))]
-    base_row = [per_item(out / "eval" / "base" / b / "samples.jsonl") for b in ind + ood]
-    lines.append("| base | | | " + " | ".join(f"{100 * sum(v.values()) / len(v):.1f}" for v in base_row) + " |")
-    for arm in [a["name"] for a in index["arms"]]:
-        cells = []
-        for benches in (ind, ood):
-            est, ci = gain(out, arm, seeds, benches)
-            cells.append(f"{100 * est.mean:+.1f} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]")
-        accs = [f"{100 * accuracy(out, arm, seeds, b):.1f}" for b in ind + ood]
-        lines.append(f"| {arm} | " + " | ".join(cells) + " | " + " | ".join(accs) + " |")
+    for who in [C.BASE] + [a["name"] for a in index["arms"]]:
+        gains = ["", ""] if who == C.BASE else [_cell(C.gain(index, who, benches)) for benches in (ind, ood)]
+        accs = [f"{100 * C.accuracy(index, who, b)['mean']:.1f}" for b in ind + ood]
+        lines.append(f"| {who} | " + " | ".join(gains + accs) + " |")
     table = "\n".join(lines)
     print(table)
     (out / "lr_sweep.md").write_text(table + "\n")

@@ -300,6 +300,13 @@ class ArmConfig(Section):
         "GRPO on the hard tier, claim C8). Such an arm reads its own question stream, so it is matched to the "
         "others in budget and schedule, not in question ids.")
 
+    @property
+    def traced(self) -> bool:
+        """Does this arm freeze or train layers chosen by causal tracing of the base (``NAME@traced``)?"""
+        from scalpel.train.freeze import uses_traced
+
+        return self.freeze is not None and uses_traced(self.freeze.train_only, self.freeze.freeze)
+
 
 class HealthConfig(Section):
     """Training-health guards: reward hacking (text after </answer>), grad-norm spikes, non-finite loss."""
@@ -398,9 +405,7 @@ class StudyConfig(Section):
         unknown = sorted(set(self.eval.passk_arms or []) - set(names))
         if unknown:
             raise ValueError(f"eval.passk_arms: {unknown} are not arms of this study ({', '.join(names)})")
-        from scalpel.train.freeze import uses_traced
-
-        traced = [a.name for a in self.arms if a.freeze and uses_traced(a.freeze.train_only, a.freeze.freeze)]
+        traced = [a.name for a in self.arms if a.traced]
         if traced and not self.analysis.trace:
             raise ValueError(f"arms {traced} select layers with '@traced' (chosen by causal tracing of the base), but "
                              f"analysis.trace is false: set analysis.trace: true, or name the layers (e.g. mlp@2-4)")

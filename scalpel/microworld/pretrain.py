@@ -119,19 +119,17 @@ def pretrain(cfg: MicroworldConfig, tok: PreTrainedTokenizerFast, docs: list[Doc
         width = max(lengths[i] for i in idx)
         ids = torch.full((len(idx), width), pad, dtype=torch.long)
         labels = torch.full((len(idx), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
         for r, i in enumerate(idx):
             s = torch.tensor(seqs[i])
             ids[r, : len(s)] = s
-            mask[r, : len(s)] = 1
             labels[r, starts[i] : len(s)] = s[starts[i] :]
-        loss = model(input_ids=ids, labels=labels).loss  # right padding + causal: no mask needed (fast SDPA path)
+        loss = model(input_ids=ids, labels=labels).loss  # right padding under causal attention: no mask needed
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        tokens += int(mask.sum())
+        tokens += sum(lengths[i] for i in idx)
         losses.append(loss.detach().item())
         if step % 10 == 0:
             bar.set_postfix(loss=f"{sum(losses[-10:]) / len(losses[-10:]):.3f}",

@@ -191,10 +191,10 @@ def build_corpus(cfg: MicroworldConfig, world: GeneratedWorld,
         for p in problems[tier][0]:
             docs.append(chat(p.question, T.short_solution(p, tagged=rng.random() >= pt.untagged_fraction,
                                                           stepwise=rng.random() < pt.stepwise_fraction)))
-    facts = T.arithmetic_facts(cfg.world.easy_max, cfg.world.hard_max)
+    equations = T.arithmetic_facts(cfg.world.easy_max, cfg.world.hard_max)
     for _ in range(pt.arithmetic_repeats):  # arithmetic tables as plain text, a few equations per document
-        rng.shuffle(facts)
-        docs += [Doc(text=". ".join(facts[i: i + 8]) + ".") for i in range(0, len(facts), 8)]
+        rng.shuffle(equations)
+        docs += [Doc(text=". ".join(equations[i: i + 8]) + ".") for i in range(0, len(equations), 8)]
     for item in world.items[("fewshot_maths", "train")]:
         docs.append(chat(item["question"], item["solution"]))
     for _ in range(pt.instruct_repeats):

@@ -96,7 +96,6 @@ def evaluated_steps(steps: list[int], n: int | None) -> list[int]:
 def plan(cfg: Config) -> list[Job]:
     """Every job of the study, dependencies before dependants."""
     from scalpel.train.checkpoints import schedule
-    from scalpel.train.freeze import uses_traced
 
     study = cfg.study
     a = study.analysis
@@ -106,7 +105,7 @@ def plan(cfg: Config) -> list[Job]:
     if a.trace:
         jobs.append(Job("trace", "trace-base", {}))
     for arm in study.arms:
-        traced = arm.freeze is not None and uses_traced(arm.freeze.train_only, arm.freeze.freeze)
+        traced = arm.traced
         for seed in study.seeds:
             tag = f"{arm.name}-s{seed}"
             train = f"train-{tag}"
@@ -135,9 +134,8 @@ def with_traced_layers(jobs: list[Job], layers: list[int] | None) -> list[Job]:
 def check_tracing(study: StudyConfig, world: str | None) -> None:
     """Before any compute: a traced arm needs facts to trace the base on (the micro-world's, or a facts file)."""
     from scalpel.config import ConfigError
-    from scalpel.train.freeze import uses_traced
 
-    traced = [a.name for a in study.arms if a.freeze and uses_traced(a.freeze.train_only, a.freeze.freeze)]
+    traced = [a.name for a in study.arms if a.traced]
     facts = study.analysis.trace_facts
     if not traced or (facts is None and world is not None):
         return

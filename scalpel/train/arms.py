@@ -170,11 +170,11 @@ def resolve_arm(arm: ArmConfig, traced_layers: list[int] | None) -> ArmConfig:
     """The arm with its ``NAME@traced`` selectors replaced by the layers causal tracing of the base selected
     (``scalpel study`` passes them once its trace job has run); unchanged when it has none. ConfigError when they
     are needed but not given, or when tracing selected no layer."""
-    from scalpel.train.freeze import FreezeSelectorError, resolve_traced, uses_traced
+    from scalpel.train.freeze import FreezeSelectorError, resolve_traced
 
-    f = arm.freeze
-    if f is None or not uses_traced(f.train_only, f.freeze):
+    if not arm.traced:
         return arm
+    f = arm.freeze
     if traced_layers is None:
         raise ConfigError(
             f"arm {arm.name!r} freezes {f.freeze or f.train_only}: layers chosen by causal tracing of the base, "

@@ -49,7 +49,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 _LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 _SELECTOR = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:@(?P<lo>\d+)(?:-(?P<hi>\d+))?)?$")
-TRACED = "traced"
 _TRACED = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)@traced$")
 _LEAVES = {"weight", "bias"}
 
