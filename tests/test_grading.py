@@ -4,6 +4,7 @@ processes whose per-item timeout holds off the main thread, kills and replaces h
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 
@@ -147,7 +148,7 @@ def test_duplicates_and_repeats_are_graded_once(grader):
 
 def test_unstartable_workers_mean_unavailable_not_an_exception(monkeypatch, caplog):
     g = grading.Grader(workers=1, timeout=1.0, startup_timeout=5.0)
-    monkeypatch.setattr(grading.sys, "executable", "/bin/false")
+    monkeypatch.setattr(sys, "executable", "/bin/false")
     try:
         assert g.grade([("1", ["1"])]) == [grading.UNAVAILABLE]
         assert "fail to start" in caplog.text

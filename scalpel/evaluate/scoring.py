@@ -1,12 +1,13 @@
 """Scoring: maths by math-verify extractive match, multiple choice by letter, IFEval by lm-eval's checks,
 micro-world items by the world's own checker. Scoring never raises and never hangs.
 
-Maths is graded by ``scalpel.grading``, the same module and extraction rules as the GRPO accuracy reward: the
-prediction is the last ``<answer>…</answer>``'s content, else the last ``\\boxed{…}`` (GSM8k also accepts a final
-``#### N``); the gold is parsed as ``\\boxed{gold}`` (so ``\\$18.90`` and bare LaTeX both parse; GSM8k's is the
-number after ``####``). A gold math-verify cannot parse is *unusable*: the row is skipped and counted, never
-scored. Items run in the grader's worker processes with a hard per-item timeout that holds on any thread; an item
-that times out (or whose worker crashes) scores wrong with ``error`` set to the outcome (``"timeout"`` …).
+Maths is graded by ``scalpel.grading``, the same package and rules as the GRPO accuracy reward: the prediction
+is the last ``<answer>…</answer>``'s content, else the last ``\\boxed{…}`` (GSM8k also accepts a final ``#### N``);
+the gold (GSM8k's: the number after ``####``) is compared with it by math-verify, or completely as a time, a
+compound answer, a quantity or text (``scalpel.grading.compare``). A gold that is neither parseable nor plain text
+is *unusable*: the row is skipped and counted, never scored. Items run in the grader's worker processes with a
+hard per-item timeout that holds on any thread; an item that times out (or whose worker crashes) scores wrong
+with ``error`` set to the outcome (``"timeout"`` …).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def extract_letter(completion: str, n_choices: int = 4, choices: list[str] | Non
 
 
 def check_golds(golds: list[str], *, grader: grading.Grader | None = None) -> list[bool]:
-    """Which maths golds math-verify can parse (unusable ones are skipped before generation)."""
+    """Which maths golds are usable (unusable ones are skipped before generation)."""
     outcomes = (grader or grading.default_grader()).grade([(g, []) for g in golds])
     return [o == grading.GOLD_OK for o in outcomes]
 
@@ -93,8 +94,7 @@ def score_items(scorer: str, items: list, completions: list[str], *,
     Maths goes to ``grader`` (default: the process-wide ``scalpel.grading.default_grader()``)."""
     if scorer in ("maths", "gsm8k"):
         preds = [grading.extract_answer(c, hash_fallback=scorer == "gsm8k") for c in completions]
-        outcomes = (grader or grading.default_grader()).grade(
-            [(it.gold, grading.answer_candidates(p)) for it, p in zip(items, preds)])
+        outcomes = (grader or grading.default_grader()).grade_answers([it.gold for it in items], preds)
         return [Score(p, o == grading.CORRECT, o != grading.GOLD_UNPARSEABLE,
                       None if o in (grading.CORRECT, grading.WRONG, grading.NO_PREDICTION) else o)
                 for p, o in zip(preds, outcomes)]
@@ -120,7 +120,9 @@ def score_items(scorer: str, items: list, completions: list[str], *,
         out = []
         for it, c in zip(items, completions):
             try:
-                out.append(Score(extract_answer(c), bool(answer_is_correct(it.extra["microworld"], c))))
+                item = it.extra["microworld"]  # '####' is the few-shot task's own answer format, as GSM8k's
+                out.append(Score(extract_answer(c, hash_fallback=item["task"] == "fewshot_maths"),
+                                 bool(answer_is_correct(item, c))))
             except Exception as exc:
                 out.append(Score(None, False, error=f"{type(exc).__name__}: {exc}"))
         return out

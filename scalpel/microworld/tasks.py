@@ -13,6 +13,8 @@ import random
 import re
 from dataclasses import dataclass
 
+from scalpel.grading.extract import find_answer
+
 # ---------------------------------------------------------------------------------------------------------------
 # Vocabulary of the world. Attribute values are short common words, so each is one token of the world's BPE.
 # ---------------------------------------------------------------------------------------------------------------
@@ -61,7 +63,6 @@ MATHS_NAMES = [("Mia", "She"), ("Tom", "He"), ("Ana", "She"), ("Leo", "He"), ("I
                ("Zoe", "She"), ("Max", "He"), ("Eva", "She"), ("Ben", "He")]
 MATHS_OBJECTS = ["apples", "coins", "books", "shells", "stones", "cards", "cups", "pens", "boxes", "eggs"]
 LETTERS = "ABCD"
-ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
 def invent_names(rng: random.Random, n: int) -> list[str]:
@@ -275,15 +276,12 @@ def instruction_solution(family: str, kwargs: dict, body: str) -> str:
     return f"<think>\n{thought}\n</think>\n<answer>\n{body}\n</answer>"
 
 
-def extract_answer(completion: str) -> str | None:
-    """Content of the last <answer>…</answer>, else text after the last '####', else None (stripped)."""
-    found = ANSWER_RE.findall(completion or "")
-    if found:
-        return found[-1].strip()
-    if "####" in (completion or ""):
-        tail = completion.rsplit("####", 1)[1].strip()
-        return tail.split()[0] if tail else None
-    return None
+def extract_answer(completion: str, hash_fallback: bool = False) -> str | None:
+    """The answer text by the rules of every scorer and of the GRPO reward (``scalpel.grading.extract``): the last
+    <answer>…</answer>'s content (even empty), else the last \\boxed{…}'s, else (``hash_fallback``: the few-shot
+    format, as GSM8k's) what follows the last '####' on its line, else None."""
+    found = find_answer(completion, hash_fallback)
+    return None if found is None else found[1]
 
 
 def mcq_choice(pred: str, choices: list[str]) -> str | None:
@@ -320,7 +318,7 @@ def answer_is_correct(item: dict, completion: str) -> bool:
     """Micro-world scoring used by ``inspect``: exact match of the extracted answer (integers compared as ints)."""
     if item["task"] == "instruct":
         return check_instruction(item, completion)
-    pred = extract_answer(completion)
+    pred = extract_answer(completion, hash_fallback=item["task"] == "fewshot_maths")
     if pred is None:
         return False
     if item["task"] == "facts_mcq":

@@ -7,10 +7,11 @@ data or plain strings otherwise (both are accepted here), dataset columns such a
 (paper, Fig. 15: accuracy 1.0, format 0.1, tag_count off); ``build_reward_funcs`` turns that mapping into TRL's
 ``reward_funcs`` and ``reward_weights``. TRL logs each as ``rewards/<function name>/mean``.
 
-- ``accuracy_reward``: math-verify equivalence of the prediction with the dataset's ``answer`` column, graded by
-  ``scalpel.grading`` with the same extraction rules as the evaluation's maths scores (prediction from the last
-  ``<answer>…</answer>``, else the last ``\\boxed{…}``; see that module). A gold that does not parse scores
-  ``None`` (skipped), never a free 1.0 (open-r1 gives 1.0 there). Grading runs in worker processes with a hard
+- ``accuracy_reward``: equivalence of the prediction with the dataset's ``answer`` column, graded by
+  ``scalpel.grading`` with the same extraction and comparison rules as the evaluation's maths scores (prediction
+  from the last ``<answer>…</answer>``, else the last ``\\boxed{…}``; math-verify, with compound answers, times,
+  quantities and text compared completely; see that package). A gold that is not usable scores ``None``
+  (skipped), never a free 1.0 (open-r1 gives 1.0 there). Grading runs in worker processes with a hard
   per-item timeout that works on any thread; a timed-out or crashed item scores 0.0, is logged and counted
   (``log_metric("accuracy/timeouts")``).
 - ``format_reward``: 1.0 iff the completion is exactly ``<think>\\n…\\n</think>\\n<answer>\\n…\\n</answer>``: it
@@ -70,28 +71,28 @@ def completion_text(completion) -> str:
 
 
 def accuracy_reward(completions, answer=None, **kwargs) -> list[float | None]:
-    """1.0 if the prediction is math-verify-equivalent to the gold ``answer``, 0.0 if not (or no prediction, or
-    timeout), None if the gold does not parse. See the module docstring for extraction rules."""
+    """1.0 if the prediction is equivalent to the gold ``answer``, 0.0 if not (or no prediction, or timeout), None
+    if the gold is not usable. See the module docstring for extraction rules."""
     if answer is None:
         raise TypeError("accuracy_reward needs the dataset's 'answer' column (TRL passes it as answer=[...])")
     if len(answer) != len(completions):
         raise ValueError(f"accuracy_reward got {len(completions)} completions but {len(answer)} answers")
     try:
         rewards: list[float | None] = [None] * len(completions)
-        items, where = [], []
+        golds, preds, where = [], [], []
         for i, (completion, gold) in enumerate(zip(completions, answer)):
             if gold is None or (isinstance(gold, float) and not math.isfinite(gold)):
                 continue  # no gold: skipped, like an unparseable one
-            gold = gold if isinstance(gold, str) else str(gold)
-            items.append((gold, grading.answer_candidates(grading.extract_answer(completion_text(completion)))))
+            golds.append(gold if isinstance(gold, str) else str(gold))
+            preds.append(grading.extract_answer(completion_text(completion)))
             where.append(i)
-        outcomes = grading.default_grader().grade(items) if items else []
+        outcomes = grading.default_grader().grade_answers(golds, preds) if golds else []
         for i, outcome in zip(where, outcomes):
             rewards[i] = None if outcome == grading.GOLD_UNPARSEABLE else float(outcome == grading.CORRECT)
         failed = Counter(o for o in outcomes if o in grading.FAILED)
         if failed:
             log.warning("accuracy_reward: %d of %d items not graded (%s), scored 0.0", sum(failed.values()),
-                        len(items), dict(failed))
+                        len(golds), dict(failed))
         _log_metric(kwargs.get("log_metric"), "accuracy/timeouts", failed[grading.TIMEOUT])
         _log_metric(kwargs.get("log_metric"), "accuracy/gold_unparseable", rewards.count(None))
         return rewards

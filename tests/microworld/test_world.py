@@ -107,7 +107,7 @@ def test_base_style_and_fewshot_answers_are_correct(world):
         assert T.extract_answer(it["solution"]) == it["answer"]
     for it in world.items[("fewshot_maths", "heldout")]:
         assert it["question"].endswith("Answer:")
-        assert T.extract_answer(it["solution"]) == it["answer"]
+        assert T.extract_answer(it["solution"], hash_fallback=True) == it["answer"]
 
 
 def test_instruction_checker_accepts_reference_and_rejects_others(world):
@@ -126,6 +126,10 @@ def test_answer_scoring():
     assert not T.answer_is_correct(item, "<think>\n5 + 7 = 12\n</think>\nThe answer is 12.")
     assert not T.answer_is_correct(item, "<answer>\n13\n</answer>")
     assert T.answer_is_correct({"task": "fewshot_maths", "answer": "12"}, "5 + 7 = 12. #### 12")
+    # the reward's extraction rules (scalpel.grading.extract): a last box counts, '####' only in the few-shot format
+    assert T.answer_is_correct(item, "5 + 7 = \\boxed{12}")
+    assert not T.answer_is_correct(item, "5 + 7 = 12. #### 12")
+    assert not T.answer_is_correct(item, "<answer>\n\n</answer> \\boxed{12}")  # an empty answer tag still wins
     mcq = {"task": "facts_mcq", "answer": "C", "choices": ["cat", "dog", "owl", "fox"]}
     assert T.answer_is_correct(mcq, "<answer>\nc\n</answer>")
     assert T.answer_is_correct(mcq, "<think>\nThe answer is owl.\n</think>\n<answer>\nowl\n</answer>")

@@ -1,38 +1,29 @@
-"""Maths grading, the one implementation behind the GRPO accuracy reward and the evaluation's maths scores.
+"""The grading pool: math-verify in worker processes with a hard per-item timeout that holds on any thread.
 
-Extraction (pure string functions, one set of rules for training and evaluation). The prediction is the stripped
-content of the last complete ``<answer>…</answer>`` (authoritative when present, even if empty), else the last
-complete ``\\boxed{…}`` (balanced braces), else, only where the caller asks for it (GSM8k), what follows the last
-``####``. Text with LaTeX delimiters is parsed as is; bare text is parsed as ``\\boxed{text}`` first (``1/2``,
-``\\frac 34``, ``(-\\infty, 2)``) and as is second, unless it reads like prose ("The answer is 5"): then as is only.
-The gold is parsed as ``\\boxed{gold}`` (so ``\\$18.90`` and ``2\\sqrt{5}`` parse), else as is, and must yield a
-sympy object (math-verify's raw-string fallback is off): a gold that does not parse is ``GOLD_UNPARSEABLE`` and
-never matches anything.
-
-Grading: a persistent pool of worker processes with a hard per-item timeout that holds on any thread.
 math-verify bounds its own work with ``signal.alarm``, which only works on the main thread of the main
 interpreter, and a signal cannot interrupt one long C-level computation anyway (sympy evaluating ``10^{10^{10}}``
-is a single big-integer power). So math-verify runs with its timeouts off inside worker processes, and the parent
-enforces the limit from outside: an item not answered within ``timeout`` seconds gets its worker killed (SIGKILL)
-and replaced, and scores ``TIMEOUT``. ``Grader.grade`` never raises; workers that cannot even start give
-``UNAVAILABLE`` (logged).
+is a single big-integer power). So the comparison rules (``scalpel.grading.compare``) run with math-verify's
+timeouts off inside worker processes, and the parent enforces the limit from outside: an item not answered within
+``timeout`` seconds gets its worker killed (SIGKILL) and replaced, and scores ``TIMEOUT``. ``Grader.grade`` never
+raises; workers that cannot even start give ``UNAVAILABLE`` (logged).
 
-- Workers are forked by a *zygote*: one helper process (``python -P grading.py --zygote FD``, started with
+- Workers are forked by a *zygote*: one helper process (``python -P -c …`` running ``_zygote_main``, started with
   ``subprocess``, never by forking the caller) imports math-verify once (and warms its LaTeX parser when idle),
   then forks a ready worker in milliseconds whenever asked, so a killed worker is replaced at once with warm
   caches. Nothing depends on ``multiprocessing`` (no fork of a multi-threaded trainer, no re-import of the user's
   ``__main__``, nothing to pickle). Parent and worker speak JSON lines over two pipes.
-- Batching: a chunk of items goes to an idle worker as one line, answered one line per item; the per-item deadline
-  restarts at each answer. Items with the same gold travel together (a GRPO group goes to one worker, which parses
-  its gold once). When a worker is killed mid-chunk, its item scores ``TIMEOUT`` and the rest go back to the queue.
+- Batching: a chunk of items goes to an idle worker as one line, answered one line per item (the outcome's name);
+  the per-item deadline restarts at each answer. Items with the same gold travel together (a GRPO group goes to
+  one worker, which reads its gold once). When a worker is killed mid-chunk, its item scores ``TIMEOUT`` and the
+  rest go back to the queue.
 - Caching: identical items are graded once per call, definite outcomes are kept in a bounded LRU across calls
   (timeouts never are: machine load causes them), and each worker caches parsed golds.
 - Safety: each worker's address space is capped (``memory_limit_mb``, default 2 GiB). The zygote exits when the
   grader closes its socket or the caller dies, and its workers with it (``PR_SET_PDEATHSIG``, else a polling
   thread). One lock serialises ``grade`` calls, so a grader is safe to share between threads.
 
-POSIX only (``fork``, ``SCM_RIGHTS``). This module imports only the standard library at top level: it is also the
-zygote's script.
+POSIX only (``fork``, ``SCM_RIGHTS``). This module and ``compare`` import only the standard library at top level:
+the parent never loads math-verify.
 """
 
 from __future__ import annotations
@@ -42,7 +33,6 @@ import collections
 import json
 import logging
 import os
-import re
 import selectors
 import signal
 import socket
@@ -51,94 +41,25 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from scalpel.grading.compare import CORRECT, GOLD_OK, GOLD_UNPARSEABLE, NO_PREDICTION, WRONG
+from scalpel.grading.extract import answer_candidates
 
 log = logging.getLogger(__name__)
-
-# ---------------------------------------------------------------------------------------------------------------
-# Extraction (pure string functions)
-# ---------------------------------------------------------------------------------------------------------------
-
-ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
-_BOXED_TOKENS = re.compile(r"\\(?:boxed|fbox)\s*\{|\\[{}]|[{}]")
-_DELIMITERS = re.compile(r"(?<!\\)\$|\\boxed|\\fbox|\\\(|\\\[")
-_PROSE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}\s+[A-Za-z]{3,}")  # two words: "The answer is 5"
-_HASH = re.compile(r"####\s*([^\n]*)")
-
-
-def last_answer_tag(text: str) -> str | None:
-    """Stripped content of the last complete ``<answer>…</answer>``, or None."""
-    text = text or ""
-    end = text.rfind(ANSWER_CLOSE)
-    if end < 0:
-        return None
-    start = text.rfind(ANSWER_OPEN, 0, end)
-    return None if start < 0 else text[start + len(ANSWER_OPEN):end].strip()
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last complete ``\\boxed{…}`` (or ``\\fbox{…}``) with balanced braces, or None. Linear time."""
-    depth, opens, best = 0, [], None  # opens: (depth of the box's brace, content start)
-    for m in _BOXED_TOKENS.finditer(text or ""):
-        token = m.group()
-        if token[0] == "\\" and len(token) == 2:  # \{ or \}: literal braces
-            continue
-        if token == "}":
-            if depth == 0:
-                continue
-            if opens and opens[-1][0] == depth:
-                start = opens.pop()[1]
-                if best is None or m.start() > best[1]:
-                    best = (start, m.start())
-            depth -= 1
-        else:
-            depth += 1
-            if token != "{":
-                opens.append((depth, m.end()))
-    return None if best is None else text[best[0]:best[1]].strip()
-
-
-def extract_answer(completion: str, hash_fallback: bool = False) -> str | None:
-    """The prediction's text in a completion (None: there is none): the last ``<answer>`` content, else
-    ``\\boxed{…}`` of the last box, else (``hash_fallback``, GSM8k) what follows the last ``####``."""
-    tag = last_answer_tag(completion)
-    if tag is not None:
-        return tag or None
-    boxed = last_boxed(completion)
-    if boxed:
-        return f"\\boxed{{{boxed}}}"
-    if hash_fallback:
-        found = _HASH.findall(completion or "")
-        if found and found[-1].strip():
-            return found[-1].strip()
-    return None
-
-
-def answer_candidates(answer: str | None) -> list[str]:
-    """The readings of a prediction's text to try, in order (the first math-verify can parse is the prediction)."""
-    if not answer:
-        return []
-    if _DELIMITERS.search(answer) or _PROSE.search(answer):
-        return [answer]
-    return [f"\\boxed{{{answer}}}", answer]
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # The grader: a pool of math-verify worker processes with a per-item timeout
 # ---------------------------------------------------------------------------------------------------------------
 
-# Outcomes (worker codes are the ints; the parent adds the rest).
-CORRECT = "correct"
-WRONG = "wrong"
-NO_PREDICTION = "no_prediction"  # the gold parses, no candidate does (or there was no candidate)
-GOLD_OK = "gold_ok"  # gold-only check: the gold parses
-GOLD_UNPARSEABLE = "gold_unparseable"
-ERROR = "error"  # math-verify raised inside the worker (e.g. MemoryError at the address-space cap)
+# Outcomes: a worker answers with one of ``compare``'s (or ``ERROR``); the parent adds the rest.
+ERROR = "error"  # the comparison raised inside the worker (e.g. MemoryError at the address-space cap)
 TIMEOUT = "timeout"  # no answer within the per-item (or per-call) time limit: the worker was killed
 CRASHED = "crashed"  # the worker died on this item
 UNAVAILABLE = "unavailable"  # no worker could be started
 FAILED = (TIMEOUT, CRASHED, ERROR, UNAVAILABLE)  # not graded: neither right nor wrong is known
-_CODES = {1: CORRECT, 0: WRONG, 2: NO_PREDICTION, 3: GOLD_OK, -1: GOLD_UNPARSEABLE, -2: ERROR}
 _DEFINITE = {CORRECT, WRONG, NO_PREDICTION, GOLD_OK, GOLD_UNPARSEABLE}  # safe to cache across calls
+_ANSWERS = {o.encode(): o for o in (*_DEFINITE, ERROR)}  # what a worker may answer
 
 # (gold, candidates): the gold answer and the prediction readings to try in order (``answer_candidates``); an
 # empty candidate list only checks that the gold parses (``GOLD_OK``).
@@ -160,12 +81,18 @@ def _default_workers() -> int:
     return max(1, int(env)) if env else max(1, min(2, os.cpu_count() or 1))
 
 
+# The zygote's program: this package from wherever it is (``-P`` keeps the caller's directory off the path).
+_ZYGOTE_SCRIPT = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r}); "
+                  "from scalpel.grading.pool import _zygote_main; _zygote_main(sys.argv[1:])")
+
+
 class _Zygote:
     """A process that has imported and warmed up math-verify and forks ready workers on request in milliseconds.
 
-    It is started as ``python -P grading.py --zygote FD`` with one end of a socket pair; each ``b"F"`` it receives
-    forks a worker and sends back its pid and the parent's ends of two pipes (``SCM_RIGHTS``). It auto-reaps its
-    children (``SIGCHLD`` ignored) and exits when the socket closes, i.e. when the parent closes or dies.
+    It is started as ``python -P -c _ZYGOTE_SCRIPT --zygote FD`` with one end of a socket pair; each ``b"F"`` it
+    receives forks a worker and sends back its pid and the parent's ends of two pipes (``SCM_RIGHTS``). It
+    auto-reaps its children (``SIGCHLD`` ignored) and exits when the socket closes, i.e. when the parent closes or
+    dies.
     """
 
     def __init__(self, memory_limit_mb: int | None, startup_timeout: float):
@@ -173,7 +100,7 @@ class _Zygote:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[var] = "1"
         ours, theirs = socket.socketpair()
-        argv = [sys.executable, "-P", os.path.abspath(__file__), "--zygote", str(theirs.fileno())]
+        argv = [sys.executable, "-P", "-c", _ZYGOTE_SCRIPT, "--zygote", str(theirs.fileno())]
         if memory_limit_mb:
             argv += ["--memory-limit-mb", str(int(memory_limit_mb))]
         try:
@@ -304,6 +231,12 @@ class Grader:
             self.stats.items += len(items)
             self.stats.outcomes.update(out)
             return out
+
+    def grade_answers(self, golds: list[str], answers: list[str | None]) -> list[str]:
+        """The outcome of each gold and extracted answer (``extract.extract_answer``): what every scorer calls.
+        No answer is ``NO_PREDICTION`` (``grade`` would check the gold alone)."""
+        out = self.grade([(g, answer_candidates(a)) for g, a in zip(golds, answers)])
+        return [NO_PREDICTION if o == GOLD_OK else o for o in out]
 
     def warm_up(self, wait: bool = True) -> None:
         """Start the workers now (otherwise the first ``grade`` call pays their ~1 s import); by default wait
@@ -465,10 +398,7 @@ class Grader:
                         w.ready = line.strip() == b"ready"
                         continue
                     if w.busy:
-                        try:
-                            outcome = _CODES.get(int(line), ERROR)
-                        except ValueError:
-                            outcome = ERROR
+                        outcome = _ANSWERS.get(line.strip(), ERROR)
                         results[w.chunk[w.done]] = outcome
                         w.done += 1
                         w.deadline = time.monotonic() + self.timeout
@@ -550,7 +480,7 @@ def shutdown_grader() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The zygote and its workers (``python -P grading.py --zygote FD``)
+# The zygote and its workers
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -566,6 +496,7 @@ _WARM_UP = [
     ("\\text{Evelyn}", "Evelyn"), ("10\\%", "10"), ("\\$18.90", "18.90"), ("1,000", "1000"), ("6 \\text{ cm}", "6"),
     ("\\log_2 8", "3"), ("\\sin 30^\\circ", "\\frac12"), ("e^{2}", "\\exp(2)"), ("\\binom{5}{2}", "10"), ("4!", "24"),
     ("|x| < 2", "-2 < x < 2"), ("3 + 2i", "2i + 3"), ("\\frac{1}{x-1}", "1/(x-1)"), ("k \\geq 2", "[2, \\infty)"),
+    ("3:30 p.m.", "15:30"), ("12 (marbles)", "12"), ("13 n, 5 d", "5 d, 13 n"), ("-2 < x \\le 5 : (-2, 5]", "(-2, 5]"),
 ]
 
 
@@ -581,7 +512,9 @@ def _zygote_main(argv: list[str]) -> None:  # pragma: no cover - runs in the sub
     sock = socket.socket(fileno=int(argv[argv.index("--zygote") + 1]))
     limit = int(argv[argv.index("--memory-limit-mb") + 1]) if "--memory-limit-mb" in argv else None
 
-    grade = _make_grade()
+    from scalpel.grading.compare import Comparer
+
+    grade = Comparer().grade
     warm_up = list(_WARM_UP)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
     sock.sendall(b"R")
@@ -613,40 +546,6 @@ def _zygote_main(argv: list[str]) -> None:  # pragma: no cover - runs in the sub
         socket.send_fds(sock, [str(pid).encode()], [req_w, ans_r])
         os.close(req_w)
         os.close(ans_r)
-
-
-def _make_grade():  # pragma: no cover - runs in the subprocess
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
-
-    configs = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
-
-    def parse_first(candidates: list[str]):
-        for text in candidates:
-            parsed = parse(text, extraction_config=configs, fallback_mode="no_fallback", parsing_timeout=None)
-            parsed = [p for p in parsed if not isinstance(p, str)]
-            if parsed:
-                return parsed
-        return None
-
-    golds: dict[str, object] = {}
-
-    def grade(gold: str, candidates: list[str]) -> int:
-        if gold not in golds:
-            if len(golds) > 4096:
-                golds.clear()
-            text = gold.strip()
-            golds[gold] = parse_first([f"\\boxed{{{text}}}", text]) if text else None
-        gold_parsed = golds[gold]
-        if gold_parsed is None:
-            return -1
-        if not candidates:
-            return 3
-        pred = parse_first(candidates)
-        if pred is None:
-            return 2
-        return 1 if verify(gold_parsed, pred, timeout_seconds=None) else 0
-
-    return grade
 
 
 def _serve(req_fd: int, ans_fd: int, grade, memory_limit_mb: int | None) -> None:  # pragma: no cover
@@ -686,11 +585,8 @@ def _serve(req_fd: int, ans_fd: int, grade, memory_limit_mb: int | None) -> None
             continue
         for gold, candidates in batch:
             try:
-                code = grade(gold, candidates)
+                outcome = grade(gold, candidates)
             except BaseException:  # noqa: BLE001 - MemoryError, RecursionError, sympy's own errors: score, go on
-                code = -2
-            answers.write(b"%d\n" % code)
+                outcome = ERROR
+            answers.write(outcome.encode() + b"\n")
 
-
-if __name__ == "__main__":  # pragma: no cover
-    _zygote_main(sys.argv[1:])
