@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "scalpel.microworld.cli",
     "scalpel.analyze.cli",
     "scalpel.evaluate.cli",
+    "scalpel.grading.cli",
     "scalpel.train.cli",
     "scalpel.study.cli",
 ]

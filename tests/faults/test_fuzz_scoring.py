@@ -116,3 +116,50 @@ def test_every_scorer(scorer, grader, test_world, request, tally):
         tally(f"fuzzed completions: scorer {scorer}", len(batch))
 
     run()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# scalpel grade: fuzzed input files (rows of any shape, broken lines, odd values) never crash it
+# ---------------------------------------------------------------------------------------------------------------
+
+VALUES = st.one_of(texts, st.none(), st.booleans(), st.integers(), st.floats(), st.lists(texts, max_size=3),
+                   st.lists(st.fixed_dictionaries({"role": st.just("assistant"), "content": texts}), max_size=2),
+                   st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2))
+ROWS = st.one_of(
+    st.fixed_dictionaries({"gold": VALUES, "completion": VALUES}, optional={"id": VALUES}),
+    st.fixed_dictionaries({"gold": st.sampled_from(["5", r"\frac{1}{2}", "3:30 p.m.", "13 n, 5 d", r"\frac{1}{"]),
+                           "completion": texts}),
+    st.dictionaries(st.sampled_from(["gold", "completion", "id", "other"]), VALUES, max_size=4),
+    VALUES,
+)
+LINES = st.lists(st.one_of(ROWS.map(lambda r: json.dumps(r)), st.text(max_size=50).map(lambda t: t.replace("\n", " "))),
+                 max_size=30)
+
+
+@settings(max_examples=40, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@given(lines=LINES, fmt=st.sampled_from(["jsonl", "csv"]))
+def test_grade_command_on_fuzzed_files(grader, tmp_path, lines, fmt, tally):
+    from scalpel.cli import UserError
+    from scalpel.grading import cli as grade_cli
+
+    path = tmp_path / f"fuzz.{fmt}"
+    if fmt == "jsonl":
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
+    else:  # a CSV of the same lines, split at commas, under a gold,completion,id header
+        path.write_text("gold,completion,id\n" + "\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
+    start = time.monotonic()
+    try:
+        graded, rejected = grade_cli.grade_file(path, grader=grader)
+    except UserError as exc:
+        assert str(path) in str(exc)
+        return
+    assert time.monotonic() - start < max(1, len(graded)) * grader.timeout + SLACK
+    if fmt == "jsonl":
+        assert len(graded) + sum(rejected.values()) == sum(1 for x in lines if x.strip())
+    assert all(g["outcome"] in (*grade_cli.OUTCOMES, "crashed", "error") for g in graded)
+    assert len({g["id"] for g in graded}) == len(graded)
+    summary = grade_cli.summary(graded, rejected)
+    json.dumps([graded, summary])
+    grade_cli.render(str(path), summary)
+    tally("fuzzed rows: scalpel grade", len(lines))
