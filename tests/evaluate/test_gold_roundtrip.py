@@ -60,3 +60,19 @@ def test_golds_round_trip_in_the_other_accepted_formats(shared_benchmarks, name,
     items, _ = bench.load(B.LoadContext(data_dir=shared_benchmarks))
     scores = S.score_items(bench.scorer, items, [template.format(gold=it.gold) for it in items])
     assert failures(items, scores) == []
+
+
+_LAST_INT = re.compile(r"\d+(?!.*\d)", re.DOTALL)
+
+
+@pytest.mark.parametrize("name", ["math500", "aime24", "gsm8k"])
+def test_golds_with_their_last_number_shifted_score_wrong(shared_benchmarks, name):
+    """The false positives of issue 15 on our own benchmarks: a gold whose last number is shifted (``52_8`` ->
+    ``52_15``, ``(-2, 5]`` -> ``(-2, 12]``) must never be accepted; plain math-verify accepts 8 of MATH-500's."""
+    bench = B.get(name)
+    items, _ = bench.load(B.LoadContext(data_dir=shared_benchmarks))
+    shifted = [(it, _LAST_INT.sub(lambda m: str(int(m.group()) + 7), it.gold)) for it in items
+               if _LAST_INT.search(it.gold)]
+    assert len(shifted) > 0.9 * len(items)
+    scores = S.score_items(bench.scorer, [it for it, _ in shifted], [f"<answer>\n{s}\n</answer>" for _, s in shifted])
+    assert [(it.id, it.gold, s) for (it, s), sc in zip(shifted, scores) if sc.correct] == []
