@@ -302,6 +302,9 @@ class Comparer:
                 return (len(q.unit.replace(" ", "")) >= 2) and self._numbers_equal(q.number, bare.canon)
         if g.wordy or p.wordy:
             return False
+        fg, fp = _fraction(g.canon), _fraction(p.canon)
+        if fg is not None and fp is not None:  # two plain numbers: exact, without a parse (most GRPO answers)
+            return fg == fp
         verdict = self._mv(self._gold_readings(g), self._readings(p))
         return verdict if top else bool(verdict)
 
