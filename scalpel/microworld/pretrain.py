@@ -1,7 +1,7 @@
 """Pretrain the micro-world base model: a tiny ``Olmo2ForCausalLM`` on the world corpus, deterministically.
 
-A plain next-token loop (AdamW, warmup + cosine decay, grad clip 1.0) over length-bucketed batches: sequences of
-similar length share a batch, so almost no compute goes to padding. Chat documents are rendered with the world's
+A plain next-token loop (AdamW, warmup + cosine decay, grad clip 1.0) over packed rows: several documents share a
+row, each attending only to itself, so almost no compute goes to padding. Chat documents are rendered with the world's
 chat template (the model is an "instruct" model from the start, like OLMo-2-Instruct) and carry loss on every token
 after the system turn; plain fact text carries loss on every token. Same seed, config and thread count give
 bit-identical weights on the same torch build.
@@ -52,21 +52,54 @@ def encode_corpus(docs: list[Doc], tok: PreTrainedTokenizerFast, system_prompt: 
     return seqs, starts, dropped
 
 
-def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random, window: int) -> list[list[int]]:
-    """One epoch: shuffle, sort within windows of ``window`` batches by length, cut, shuffle the batches.
+def packed_rows(lengths: list[int], row_length: int, rng: random.Random, open_rows: int = 8) -> list[list[int]]:
+    """One epoch of documents packed into rows of ``row_length`` tokens: shuffle, then first-fit into a few open rows.
 
-    Small windows keep batches mixed across document kinds (a batch of only one kind gives a lopsided gradient)
-    while still grouping similar lengths.
+    Documents stay in random order (every batch mixes document kinds, which a tiny model needs: batches of one kind
+    gave a lopsided gradient and a base that answered facts at chance), and a handful of open rows fill the gaps a
+    plain concatenation would leave, so almost every position carries a token. Each document keeps its own
+    positions and attention (``pack``), so packing changes which documents share a step, nothing else.
     """
     order = list(range(len(lengths)))
     rng.shuffle(order)
-    window = batch_size * window
-    batches = []
-    for w in range(0, len(order), window):
-        chunk = sorted(order[w : w + window], key=lambda i: lengths[i])
-        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
+    rows: list[list[int]] = []
+    filling: list[tuple[int, list[int]]] = []  # (tokens used, documents) of the open rows
+    for i in order:
+        for k, (used, docs) in enumerate(filling):
+            if used + lengths[i] <= row_length:
+                filling[k] = (used + lengths[i], docs + [i])
+                break
+        else:
+            if len(filling) == open_rows:
+                rows.append(filling.pop(0)[1])
+            filling.append((lengths[i], [i]))
+    rows += [docs for _, docs in filling]
+    rng.shuffle(rows)
+    return rows
+
+
+def pack(rows: list[list[int]], seqs: list[list[int]], starts: list[int], row_length: int,
+         pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> (input_ids, labels, position_ids) of one batch of packed rows.
+
+    Positions restart at 0 for every document: transformers reads a restart as a document boundary and attends
+    within documents only (``masking_utils.find_packed_sequence_indices``; only without a KV cache), so a packed row trains exactly like its
+    documents one by one. Each document's first token (BOS) carries no label, so nothing predicts across a boundary.
+    """
+    ids = torch.full((len(rows), row_length), pad, dtype=torch.long)
+    labels = torch.full((len(rows), row_length), -100, dtype=torch.long)
+    positions = torch.zeros((len(rows), row_length), dtype=torch.long)
+    for r, docs in enumerate(rows):
+        at = 0
+        for i in docs:
+            s = torch.tensor(seqs[i])
+            n = len(s)
+            ids[r, at : at + n] = s
+            labels[r, at + starts[i] : at + n] = s[starts[i] :]
+            positions[r, at : at + n] = torch.arange(n)
+            at += n
+        positions[r, at:] = torch.arange(row_length - at)  # the padding tail: one more segment, no labels
+    return ids, labels, positions
 
 
 def make_model(cfg: MicroworldConfig, tok: PreTrainedTokenizerFast) -> Olmo2ForCausalLM:
@@ -107,29 +140,25 @@ def pretrain(cfg: MicroworldConfig, tok: PreTrainedTokenizerFast, docs: list[Doc
         opt, lambda s: min((s + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(1.0, s / pt.steps)))))
     rng = random.Random(f"scalpel-microworld/{cfg.seed}/batches")
     lengths = [len(s) for s in seqs]
-    pad = tok.pad_token_id
-    batches: list[list[int]] = []
+    row_length = max(pt.row_length, max(lengths, default=1))
+    rows: list[list[int]] = []
     model.train()
-    tokens, losses, t0 = 0, [], time.perf_counter()
+    tokens, slots, losses, t0 = 0, 0, [], time.perf_counter()
     bar = tqdm(range(pt.steps), desc="pretrain base model", unit="step", disable=not progress, mininterval=1.0)
     for step in bar:
-        if not batches:
-            batches = bucketed_batches(lengths, pt.batch_size, rng, pt.bucket_window)
-        idx = batches.pop()
-        width = max(lengths[i] for i in idx)
-        ids = torch.full((len(idx), width), pad, dtype=torch.long)
-        labels = torch.full((len(idx), width), -100, dtype=torch.long)
-        for r, i in enumerate(idx):
-            s = torch.tensor(seqs[i])
-            ids[r, : len(s)] = s
-            labels[r, starts[i] : len(s)] = s[starts[i] :]
-        loss = model(input_ids=ids, labels=labels).loss  # right padding under causal attention: no mask needed
+        if len(rows) < pt.batch_size:
+            rows += packed_rows(lengths, row_length, rng)
+        batch, rows = rows[: pt.batch_size], rows[pt.batch_size :]
+        ids, labels, positions = pack(batch, seqs, starts, row_length, tok.pad_token_id)
+        # no cache: with one, transformers skips the packed-sequence mask and documents would see each other
+        loss = model(input_ids=ids, position_ids=positions, labels=labels, use_cache=False).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        tokens += sum(lengths[i] for i in idx)
+        tokens += sum(lengths[i] for docs in batch for i in docs)
+        slots += ids.numel()
         losses.append(loss.detach().item())
         if step % 10 == 0:
             bar.set_postfix(loss=f"{sum(losses[-10:]) / len(losses[-10:]):.3f}",
@@ -138,7 +167,7 @@ def pretrain(cfg: MicroworldConfig, tok: PreTrainedTokenizerFast, docs: list[Doc
     model.eval()
     stats = {
         "documents": len(seqs), "documents_dropped_too_long": dropped, "steps": pt.steps,
-        "tokens_seen": tokens, "seconds": round(seconds, 2), "tokens_per_second": round(tokens / seconds, 1),
+        "tokens_seen": tokens, "padding_share": round(1 - tokens / max(1, slots), 4), "seconds": round(seconds, 2), "tokens_per_second": round(tokens / seconds, 1),
         "loss_first_10": round(sum(losses[:10]) / max(1, len(losses[:10])), 4),
         "loss_last_10": round(sum(losses[-10:]) / max(1, len(losses[-10:])), 4),
         "parameters": sum(p.numel() for p in model.parameters()),

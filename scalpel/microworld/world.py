@@ -188,7 +188,7 @@ def build_corpus(cfg: MicroworldConfig, world: GeneratedWorld,
             again = _mcq_item(rng, fact, "train", 0)
             docs.append(chat(again["question"], T.qa_solution(fact["attribute"])))
     for tier in ("k12", "olympiad"):
-        for p in problems[tier][0]:
+        for p in problems[tier][0][: pt.maths_docs]:
             docs.append(chat(p.question, T.short_solution(p, tagged=rng.random() >= pt.untagged_fraction,
                                                           stepwise=rng.random() < pt.stepwise_fraction)))
     equations = T.arithmetic_facts(cfg.world.easy_max, cfg.world.hard_max)

@@ -136,3 +136,32 @@ def test_cli_bad_arguments(argv, needle, capsys):
 def test_open_non_world(tmp_path):
     with pytest.raises(WorldError, match="not a micro-world"):
         World.open(tmp_path)
+
+
+def test_packed_row_trains_each_document_as_if_alone(test_world):
+    """Packing must change which documents share a step, nothing else: same logits, every token packed once."""
+    import random
+
+    import torch
+
+    from scalpel.microworld.pretrain import pack, packed_rows
+
+    model = AutoModelForCausalLM.from_pretrained(test_world.model_dir).eval()
+    tok = AutoTokenizer.from_pretrained(test_world.model_dir)
+    texts = [it["question"] + "\n" + it["solution"] for it in test_world.items("maths_easy", "heldout")[:12]]
+    seqs = [tok(tok.bos_token + t, add_special_tokens=False)["input_ids"] for t in texts]
+    lengths = [len(s) for s in seqs]
+    rows = packed_rows(lengths, 2 * max(lengths), random.Random(0))
+    assert sorted(i for r in rows for i in r) == list(range(len(seqs)))
+    assert all(sum(lengths[i] for i in r) <= 2 * max(lengths) for r in rows)
+    ids, labels, positions = pack(rows, seqs, [1] * len(seqs), 2 * max(lengths), tok.pad_token_id)
+    with torch.no_grad():
+        packed = model(input_ids=ids, position_ids=positions, use_cache=False).logits
+        for r, docs in enumerate(rows):
+            at = 0
+            for i in docs:
+                alone = model(input_ids=torch.tensor([seqs[i]])).logits[0]
+                assert torch.allclose(packed[r, at : at + lengths[i]], alone, atol=1e-4)
+                assert labels[r, at] == -100 and (labels[r, at + 1 : at + lengths[i]] >= 0).all()
+                at += lengths[i]
+            assert (labels[r, at:] == -100).all()
