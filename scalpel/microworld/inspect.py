@@ -19,6 +19,10 @@ HELDOUT_TASKS = ["maths_easy", "maths_hard", "facts_mcq", "fewshot_maths", "inst
 # to overwrite. The demo world is built to meet them; ``accuracy_table`` marks any task outside its range.
 INSTRUCT_LIKE = {"maths_easy": (0.30, 0.90), "maths_hard": (0.05, 1.0), "facts_mcq": (0.85, 1.0),
                  "fewshot_maths": (0.30, 0.90), "instruct": (0.30, 0.90)}
+# The test-size world (2 blocks of width 64, 200 steps) only has to be off the floor on easy maths, so that GRPO in the
+# tests gets some reward; the rest is plumbing.
+TEST_SIZE_RANGES = {"maths_easy": (0.05, 0.90), "maths_hard": (0.0, 1.0), "facts_mcq": (0.0, 1.0),
+                    "fewshot_maths": (0.0, 1.0), "instruct": (0.0, 1.0)}
 # Room for the teacher's decomposed style too (about 70 tokens on easy maths), so a fine-tuned model is not cut off.
 MAX_NEW_TOKENS = {"maths_easy": 96, "maths_hard": 128, "facts_mcq": 48, "fewshot_maths": 64, "instruct": 48}
 
@@ -51,6 +55,11 @@ def evaluate_base(world, model=None, tokenizer=None, progress: bool = False, lim
     return results
 
 
+def ranges_for(size: str) -> dict:
+    """The accuracy ranges a base of this world size is built to meet."""
+    return TEST_SIZE_RANGES if size == "test" else INSTRUCT_LIKE
+
+
 def describe(world, samples: int = 2) -> dict:
     tasks = {}
     for task in HELDOUT_TASKS:
@@ -66,13 +75,13 @@ def describe(world, samples: int = 2) -> dict:
 
 def report(world, as_json: bool = False, recompute: bool = False) -> str:
     acc = evaluate_base(world) if recompute or "eval" not in world.manifest else world.manifest["eval"]
+    ranges = ranges_for(world.manifest["config"]["size"])
     info = {"dir": str(world.dir), "key": world.key, "size": world.manifest["config"]["size"],
             "seed": world.manifest["config"]["seed"], "system_prompt": world.system_prompt,
             "pretrain": world.manifest.get("pretrain", {}), "tasks": describe(world),
             "accuracy": {t: a["accuracy"] for t, a in acc.items()}, "accuracy_detail": acc,
-            "instruct_like": {t: {"range": list(INSTRUCT_LIKE[t]),
-                                  "in_range": INSTRUCT_LIKE[t][0] <= a["accuracy"] <= INSTRUCT_LIKE[t][1]}
-                              for t, a in acc.items() if t in INSTRUCT_LIKE}}
+            "instruct_like": {t: {"range": list(ranges[t]), "in_range": ranges[t][0] <= a["accuracy"] <= ranges[t][1]}
+                              for t, a in acc.items() if t in ranges}}
     if as_json:
         return json.dumps(info, indent=2)
     lines = [f"micro-world {info['dir']}", f"  size {info['size']}, seed {info['seed']}, key {info['key'][:12]}",
@@ -83,7 +92,7 @@ def report(world, as_json: bool = False, recompute: bool = False) -> str:
         for s in t["samples"]:
             q = s["question"].replace("\n", "\n      ")
             lines.append(f"  - {s['id']}: {q}\n    gold: {s['answer']!r}")
-    return "\n".join(lines + ["", accuracy_table(acc)])
+    return "\n".join(lines + ["", accuracy_table(acc, ranges)])
 
 
 def accuracy_table(acc: dict, ranges: dict | None = None) -> str:

@@ -223,9 +223,9 @@ def prepare(cfg: Config, out: Path, say=print) -> tuple[Context, float]:
     if base.world is not None:
         world = str(base.world.dir)
         if "eval" in base.world.manifest:  # the micro-world's own health check, up front
-            from scalpel.microworld.inspect import accuracy_table
+            from scalpel.microworld.inspect import accuracy_table, ranges_for
 
-            say(accuracy_table(base.world.manifest["eval"]))
+            say(accuracy_table(base.world.manifest["eval"], ranges_for(base.world.manifest["config"]["size"])))
     check_tracing(cfg.study, world)
     return Context(cfg, out, base.model_path, world, base.system_prompt), time.perf_counter() - t0
 

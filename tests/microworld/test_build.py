@@ -10,6 +10,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from scalpel import cli, config
 from scalpel.data.prompts import chat_template, messages
 from scalpel.microworld import World, WorldError, build
+from scalpel.microworld.inspect import TEST_SIZE_RANGES
 
 QUIET = dict(progress=False, log=lambda *_: None)
 
@@ -69,9 +70,9 @@ def test_manifest_and_inspect_json(test_world, capsys):
     info = json.loads(capsys.readouterr().out)
     assert set(info["accuracy"]) == {"maths_easy", "maths_hard", "facts_mcq", "fewshot_maths", "instruct"}
     assert all(0.0 <= a <= 1.0 for a in info["accuracy"].values())
-    for task, r in info["instruct_like"].items():  # every task is checked against the instruct-like range
-        lo, hi = r["range"]
-        assert r["in_range"] == (lo <= info["accuracy"][task] <= hi)
+    for task, r in info["instruct_like"].items():  # every task is checked against the test size's own ranges
+        assert tuple(r["range"]) == TEST_SIZE_RANGES[task]
+        assert r["in_range"], f"test-size base out of its range on {task}: {info['accuracy'][task]}"
 
 
 def test_accuracy_table_marks_tasks_outside_the_instruct_like_range():
