@@ -182,10 +182,13 @@ def roles(index: dict) -> dict[str, str | None]:
     def first(pred):
         return next((a["name"] for a in arms if pred(a)), None)
 
-    plain = lambda a: not a.get("freeze") and not a.get("tiers") and a.get("epochs", 1) == 1  # noqa: E731
+    plain = lambda a: not a.get("freeze") and not a.get("tiers")  # noqa: E731
+    # The SFT arm of C1-C7 is the plain one with the fewest epochs (a study may add a longer one, as the paper's
+    # 3-epoch arm), so a study whose only SFT arm runs several epochs still has one.
+    sft = sorted((a for a in arms if a["algorithm"] == "sft" and plain(a)), key=lambda a: a.get("epochs", 1))
     return {
         "grpo": first(lambda a: a["algorithm"] == "grpo" and plain(a)),
-        "sft": first(lambda a: a["algorithm"] == "sft" and plain(a)),
+        "sft": sft[0]["name"] if sft else None,
         "sft_freeze_mlp": first(lambda a: a["algorithm"] == "sft" and a.get("freeze") and any(
             str(s).startswith("mlp@") for s in (a["freeze"].get("freeze") or []))),
         "sft_qk_only": first(lambda a: a["algorithm"] == "sft" and a.get("freeze") and sorted(

@@ -156,3 +156,14 @@ def test_ci95_uses_student_t():
     assert component("x", {0: 0.1, 1: 0.2, 2: 0.15}, "<0")["status"] == "disagrees"
     assert component("x", {0: -0.1, 1: 0.2}, ">0")["status"] == "unclear"
     assert component("x", {0: 0.1}, ">0")["status"] == NOT_JUDGED
+
+
+def test_sft_role_is_the_plain_sft_arm_with_fewest_epochs():
+    from scalpel.study.claims import roles
+
+    sft = {"name": "sft", "algorithm": "sft"}
+    longer = {"name": "sft-5ep", "algorithm": "sft", "epochs": 5}
+    frozen = {"name": "f", "algorithm": "sft", "freeze": {"train_only": ["q_proj", "k_proj"]}}
+    assert roles({"arms": [longer, sft, frozen]})["sft"] == "sft"
+    assert roles({"arms": [frozen, longer]})["sft"] == "sft-5ep"  # a study whose only plain SFT arm runs 5 epochs
+    assert roles({"arms": [frozen]})["sft"] is None
