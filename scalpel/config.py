@@ -298,6 +298,9 @@ class ArmConfig(Section):
         None, min_length=1, description="Micro-world tiers this arm trains on instead of study.data.tiers (e.g. "
         "GRPO on the hard tier, claim C8). Such an arm reads its own question stream, so it is matched to the "
         "others in budget and schedule, not in question ids.")
+    evaluate: bool = Field(True, description="Evaluate this arm's checkpoints on the benchmarks (and pass@k). "
+                           "false for an arm the claims read only through its training log, e.g. GRPO on the hard "
+                           "tier (claim C8 compares training rewards): its KL and weight analyses still run.")
 
     @property
     def traced(self) -> bool:

@@ -23,7 +23,7 @@ INSTRUCT_LIKE = {"maths_easy": (0.30, 0.90), "maths_hard": (0.05, 1.0), "facts_m
 # tests gets some reward; the rest is plumbing.
 TEST_SIZE_RANGES = {"maths_easy": (0.05, 0.90), "maths_hard": (0.0, 1.0), "facts_mcq": (0.0, 1.0),
                     "fewshot_maths": (0.0, 1.0), "instruct": (0.0, 1.0)}
-# Room for the teacher's decomposed style too (about 70 tokens on easy maths), so a fine-tuned model is not cut off.
+# Room for the teacher's decomposed style too (57 tokens on easy maths), so a fine-tuned model is not cut off.
 MAX_NEW_TOKENS = {"maths_easy": 96, "maths_hard": 128, "facts_mcq": 48, "fewshot_maths": 64, "instruct": 48}
 
 

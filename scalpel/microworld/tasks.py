@@ -97,15 +97,23 @@ class Problem:
 
 
 def _two_step(rng: random.Random, hi: int) -> Problem:
-    """Easy ("k12") tier: two additions/subtractions of small numbers, one story."""
+    """Easy ("k12") tier: two steps of small numbers in one story, a third of them a small product then a sum or
+    difference. Products belong here as they belong to K-12 maths: the teacher's traces on this tier then show
+    every operation the hard tier uses, so SFT on them can transfer to hard problems (as R1's traces on CN-K12
+    transfer to MATH-500 in the paper) rather than teaching a pattern that fits only one tier."""
     name, pron = rng.choice(MATHS_NAMES)
     obj = rng.choice(MATHS_OBJECTS)
-    kind = rng.choice(["gain_gain", "gain_loss", "loss_gain", "loss_loss"])
+    kind = rng.choice(["gain_gain", "gain_loss", "loss_gain", "loss_loss", "times_add", "times_sub"])
     while True:
-        a, b, c = rng.randint(1, hi), rng.randint(1, hi), rng.randint(1, hi)
-        op1 = "+" if kind.startswith("gain") else "-"
-        op2 = "+" if kind.endswith("gain") else "-"
-        r1 = a + b if op1 == "+" else a - b
+        if kind.startswith("times"):
+            a, b, c = rng.randint(2, 3), rng.randint(2, min(5, hi)), rng.randint(1, hi)
+            op1, r1 = "*", a * b
+            op2 = "+" if kind == "times_add" else "-"
+        else:
+            a, b, c = rng.randint(1, hi), rng.randint(1, hi), rng.randint(1, hi)
+            op1 = "+" if kind.startswith("gain") else "-"
+            op2 = "+" if kind.endswith("gain") else "-"
+            r1 = a + b if op1 == "+" else a - b
         r2 = r1 + c if op2 == "+" else r1 - c
         if r1 >= 0 and r2 >= 0:
             break
@@ -117,6 +125,10 @@ def _two_step(rng: random.Random, hi: int) -> Problem:
         "loss_gain": f"A shop had {a} {obj}. It sold {b} of them and then bought {c} more. "
                      f"How many {obj} does the shop have now?",
         "loss_loss": f"{name} has {a} {obj}. {pron} gives away {b} and then loses {c}. "
+                     f"How many {obj} does {name} have left?",
+        "times_add": f"{name} fills {a} rows with {b} {obj} each and puts {c} more on top. "
+                     f"How many {obj} does {name} have now?",
+        "times_sub": f"{name} fills {a} rows with {b} {obj} each and then takes {c} away. "
                      f"How many {obj} does {name} have left?",
     }[kind]
     return Problem(kind, (a, b, c), q, ((a, op1, b, r1), (r1, op2, c, r2)), r2)

@@ -113,8 +113,10 @@ def plan(cfg: Config) -> list[Job]:
             jobs.append(Job("train", train, run, ("trace-base",) if traced else ()))
             steps = evaluated_steps(schedule(study.train.steps * arm.epochs, study.train.checkpoints),
                                     study.eval.checkpoints)
-            jobs.append(Job("eval", f"eval-{tag}", {**run, "steps": steps}, (train,)))
-            if study.eval.passk_samples > 1 and (study.eval.passk_arms is None or arm.name in study.eval.passk_arms):
+            if arm.evaluate:
+                jobs.append(Job("eval", f"eval-{tag}", {**run, "steps": steps}, (train,)))
+            if arm.evaluate and study.eval.passk_samples > 1 and (study.eval.passk_arms is None
+                                                                   or arm.name in study.eval.passk_arms):
                 jobs.append(Job("passk", f"passk-{tag}", {**run, "steps": steps[-1:]}, (train,)))
             if a.kl:
                 jobs.append(Job("kl", f"kl-{tag}", dict(run), (train,)))

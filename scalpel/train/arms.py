@@ -191,13 +191,14 @@ def resolve_arm(arm: ArmConfig, traced_layers: list[int] | None) -> ArmConfig:
 
 def arm_fingerprint(cfg: Config, arm: ArmConfig) -> str:
     """Hash of everything that decides this arm's numbers (not: name, other arms, seeds list, health, threads,
-    per-device batch, logging). A resume refuses checkpoints written under a different fingerprint."""
+    per-device batch, logging, whether it is evaluated). A resume refuses checkpoints written under a different
+    fingerprint."""
     study = cfg.study.model_dump(mode="json")
     for k in ("name", "arms", "seeds", "health", "eval", "analysis", "workers"):
         study.pop(k)
     for k in ("threads", "per_device_batch", "logging_steps", "keep_optimizer_state"):
         study["train"].pop(k)
-    blob = {"study": study, "arm": arm.model_dump(mode="json")}
+    blob = {"study": study, "arm": arm.model_dump(mode="json", exclude={"evaluate"})}
     if cfg.study.model == "microworld" or cfg.study.data.source == "microworld":
         blob["microworld"] = cfg.microworld.model_dump(mode="json")
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()

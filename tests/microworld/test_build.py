@@ -35,9 +35,14 @@ def test_tokenizer_round_trip(test_world):
     texts += ["Ünïcødé → ∑ 𝔁², tabs\tand  double  spaces\n\n", "$\\frac{1}{2}$ \\boxed{42}"]
     for t in texts:
         assert tok.decode(tok(t, add_special_tokens=False)["input_ids"]) == t
-    # format tags are ordinary (non-special) tokens: TRL decodes completions with skip_special_tokens=True
+    # format tags are one token each but not special ones: TRL decodes completions with skip_special_tokens=True
     ids = tok("<think>\nx\n</think>\n<answer>\n3\n</answer>", add_special_tokens=False)["input_ids"]
-    assert "<answer>" in tok.decode(ids, skip_special_tokens=True)
+    assert tok.decode(ids, skip_special_tokens=True) == "<think>\nx\n</think>\n<answer>\n3\n</answer>"
+    for tag in ("<think>", "</think>", "<answer>", "</answer>"):
+        assert len(tok(tag, add_special_tokens=False)["input_ids"]) == 1, tag
+    # the teacher's and the neutral style's words are whole tokens, though neither style is in pretraining
+    for word in ("Step", "Check", "So", " plus", " makes", " Hence"):
+        assert len(tok(word, add_special_tokens=False)["input_ids"]) == 1, word
 
 
 def test_chat_template_with_and_without_system(test_world):

@@ -66,6 +66,7 @@ def _solve_from_text(question: str, kind: str) -> int:
         "gain_gain": lambda: n[0] + n[1] + n[2], "gain_loss": lambda: n[0] + n[1] - n[2],
         "loss_gain": lambda: n[0] - n[1] + n[2], "loss_loss": lambda: n[0] - n[1] - n[2],
         "mul_sub": lambda: n[0] * n[1] - n[2], "mul_add": lambda: n[0] * n[1] + n[2],
+        "times_sub": lambda: n[0] * n[1] - n[2], "times_add": lambda: n[0] * n[1] + n[2],
         "mul_add_sub": lambda: n[0] * n[1] + n[2] - n[3],
         "add_sub_add": lambda: n[0] + n[1] - n[2] + n[3],
     }[kind]()
