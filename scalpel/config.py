@@ -424,6 +424,12 @@ class StudyConfig(Section):
     def questions_per_step(self) -> int:
         return self.train.global_batch // self.grpo.num_generations
 
+    def train_tiers(self, arm: ArmConfig | None = None) -> list[str] | None:
+        """The micro-world tiers an arm trains on (its own, else the study's); None for other data sources."""
+        if self.data.source != "microworld":
+            return None
+        return list(arm.tiers if arm is not None and arm.tiers else self.data.tiers)
+
 
 class Config(Section):
     """Root of the tree. Sections are added as phases land (study, arms, eval, analysis)."""

@@ -30,6 +30,7 @@ from typing import Any, Callable, Literal
 
 from scalpel.cli import UserError
 from scalpel.data import rows as rows_mod
+from scalpel.data.prompts import messages
 
 ScorerKind = Literal["maths", "gsm8k", "mcq", "ifeval", "microworld"]
 LETTERS = "ABCDEFGHIJ"
@@ -53,10 +54,7 @@ class Item:
 
     def messages(self) -> list[dict[str, str]]:
         """The conversation to render (no system message: see ``scalpel.evaluate.prompting``)."""
-        turns: list[dict[str, str]] = []
-        for q, a in self.shots:
-            turns += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
-        return turns + [{"role": "user", "content": self.question}]
+        return messages(self.question, None, self.shots)
 
 
 @dataclass(frozen=True)
@@ -379,6 +377,7 @@ def _load_microworld(b: Benchmark, ctx: LoadContext) -> tuple[list[Item], str]:
     rows = ctx.world.items(task, split)
     items = rows_to_items(b, rows, lambda n, r: Item(id=_text(r["id"]), question=_question(r["question"]),
                                                      gold=_usable(r.get("answer")), choices=r.get("choices"),
+                                                     shots=[tuple(s) for s in r.get("shots") or []],
                                                      extra={"microworld": r}), ctx)
     return items, f"{ctx.world.dir}/tasks/{task}.{split}.jsonl"
 

@@ -8,6 +8,8 @@ renders it whenever the conversation has no system message, so any consumer of a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 # Rajani et al. 2025, Figure 15 (verbatim, including the literal "\n" the format line renders as newlines).
 PAPER_SYSTEM_PROMPT = (
     "You are a helpful AI Assistant that provides well-reasoned and detailed responses. You first think about the "
@@ -58,7 +60,11 @@ def chat_template(default_system: str | None = None) -> str:
     )
 
 
-def messages(question: str, system: str | None = None) -> list[dict[str, str]]:
-    """A one-turn conversation; ``system=None`` leaves the choice to the template's default."""
+def messages(question: str, system: str | None = None,
+             shots: Sequence[Sequence[str]] = ()) -> list[dict[str, str]]:
+    """A conversation ending with the user's question, after few-shot (question, answer) turns if any;
+    ``system=None`` leaves the choice to the template's default."""
     turns = [{"role": "system", "content": system}] if system is not None else []
+    for q, a in shots:
+        turns += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
     return turns + [{"role": "user", "content": question}]

@@ -22,7 +22,7 @@ from scalpel.microworld.world import generate
 
 FORMAT = "scalpel-microworld/1"
 # Bump when world generation or pretraining changes in a way that changes the output for the same config.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 
 class WorldError(ValueError):
@@ -173,7 +173,7 @@ def _build_into(cfg: MicroworldConfig, tmp: Path, key: str, progress: bool, log,
     for (task, split), rows in gen.items.items():
         _write_jsonl(tmp / "tasks" / f"{task}.{split}.jsonl", rows)
     _write_jsonl(tmp / "tasks" / "facts.jsonl", gen.facts)
-    texts = [d.text or f"{d.question}\n{d.answer}" for d in gen.corpus]
+    texts = [d.words for d in gen.corpus]
     texts += [MICROWORLD_SYSTEM_PROMPT] * sum(d.system for d in gen.corpus)
     tok = train_tokenizer(texts, cfg.model.vocab_size)
     log(f"tokenizer: {len(tok)} tokens; pretraining on {len(gen.corpus)} documents ...")

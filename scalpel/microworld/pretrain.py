@@ -26,14 +26,14 @@ def encode_corpus(docs: list[Doc], tok: PreTrainedTokenizerFast, system_prompt: 
                   max_len: int) -> tuple[list[list[int]], list[int], int]:
     """-> (token ids per doc, index of the first trained token per doc, docs dropped for length).
 
-    Loss starts after the system turn: the question is language-model data too (it is how entity names and the
-    question forms are learnt), only the fixed system prompt is not worth predicting.
+    Loss starts after the system turn: the questions (and few-shot turns) are language-model data too (it is how
+    entity names and the question forms are learnt), only the fixed system prompt is not worth predicting.
     """
     prompts, fulls = [], []
     for d in docs:
         if d.is_chat:
-            conv = messages(d.question, system_prompt if d.system else None)
-            prompts.append(tok.apply_chat_template(conv[:-1], tokenize=False) if d.system else tok.bos_token)
+            conv = messages(d.question, system_prompt if d.system else None, d.shots)
+            prompts.append(tok.apply_chat_template(conv[:1], tokenize=False) if d.system else tok.bos_token)
             fulls.append(tok.apply_chat_template(conv + [{"role": "assistant", "content": d.answer}], tokenize=False))
         else:
             prompts.append(tok.bos_token)

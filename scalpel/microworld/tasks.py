@@ -216,15 +216,8 @@ def arithmetic_facts(easy_max: int, hard_max: int) -> list[str]:
 
 
 def fewshot_line(p: Problem) -> str:
-    """GSM8k-style worked answer in the base's one-line style, then '#### N'."""
+    """GSM8k-style worked answer in the base's one-line style, then '#### N' (a few-shot turn's answer)."""
     return f"{expression(p)} = {p.answer}. #### {p.answer}"
-
-
-def fewshot_question(shots: list[Problem], target: Problem) -> str:
-    parts = ["Solve the last question like the examples."]
-    parts += [f"Question: {s.question}\nAnswer: {fewshot_line(s)}" for s in shots]
-    parts.append(f"Question: {target.question}\nAnswer:")
-    return "\n\n".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------------------------

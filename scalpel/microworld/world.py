@@ -18,16 +18,23 @@ from scalpel.microworld.teacher import teacher_solution
 
 @dataclass
 class Doc:
-    """One pretraining document: either plain text, or a chat (question, answer, with/without system prompt)."""
+    """One pretraining document: either plain text, or a chat (question, answer, with/without system prompt, after
+    few-shot (question, answer) turns if any)."""
 
     text: str = ""
     question: str = ""
     answer: str = ""
     system: bool = False
+    shots: list[list[str]] = field(default_factory=list)
 
     @property
     def is_chat(self) -> bool:
         return bool(self.question)
+
+    @property
+    def words(self) -> str:
+        """All of its text, for training the tokenizer."""
+        return self.text or "\n".join([t for shot in self.shots for t in shot] + [self.question, self.answer])
 
 
 @dataclass
@@ -124,7 +131,8 @@ def generate(cfg: MicroworldConfig) -> GeneratedWorld:
         items[(task, "train")] = [_maths_item(p, task, "train", tier, n) for n, p in enumerate(train)]
         items[(task, "heldout")] = [_maths_item(p, task, "heldout", tier, n) for n, p in enumerate(heldout)]
 
-    # Few-shot maths (easy tier): shots always from train problems; targets split like the maths items.
+    # Few-shot maths (easy tier), shots as earlier chat turns (as gsm8k_5shot renders GSM8k's): shots always from
+    # train problems; targets split like the maths items.
     rng = _rng(cfg.seed, "fewshot")
     easy_train, easy_held = problems["k12"]
     for split, targets in (("train", easy_train[: w.fewshot_train]),
@@ -134,7 +142,8 @@ def generate(cfg: MicroworldConfig) -> GeneratedWorld:
             shots = rng.sample(easy_train, w.fewshot_shots)
             rows.append({
                 "id": f"fewshot_maths.{split}.{n:05d}", "task": "fewshot_maths", "split": split, "tier": "k12",
-                "question": T.fewshot_question(shots, p), "answer": str(p.answer), "shots": w.fewshot_shots,
+                "question": p.question, "answer": str(p.answer), "shots": [[s.question, T.fewshot_line(s)]
+                                                                           for s in shots],
                 "solution": T.fewshot_line(p),
             })
         items[("fewshot_maths", split)] = rows
@@ -168,8 +177,8 @@ def build_corpus(cfg: MicroworldConfig, world: GeneratedWorld,
     pt = cfg.pretrain
     docs: list[Doc] = []
 
-    def chat(question: str, answer: str) -> Doc:
-        return Doc(question=question, answer=answer, system=rng.random() < pt.system_fraction)
+    def chat(question: str, answer: str, shots: list[list[str]] | None = None) -> Doc:
+        return Doc(question=question, answer=answer, system=rng.random() < pt.system_fraction, shots=shots or [])
 
     by_subject: dict[str, list[dict]] = {}
     for f in world.facts:
@@ -196,7 +205,7 @@ def build_corpus(cfg: MicroworldConfig, world: GeneratedWorld,
         rng.shuffle(equations)
         docs += [Doc(text=". ".join(equations[i: i + 8]) + ".") for i in range(0, len(equations), 8)]
     for item in world.items[("fewshot_maths", "train")]:
-        docs.append(chat(item["question"], item["solution"]))
+        docs.append(chat(item["question"], item["solution"], item["shots"]))
     for _ in range(pt.instruct_repeats):
         for item in world.items[("instruct", "train")]:
             docs.append(chat(item["question"], item["solution"]))

@@ -193,8 +193,11 @@ def roles(index: dict) -> dict[str, str | None]:
             str(s).startswith("mlp@") for s in (a["freeze"].get("freeze") or []))),
         "sft_qk_only": first(lambda a: a["algorithm"] == "sft" and a.get("freeze") and sorted(
             a["freeze"].get("train_only") or []) == ["k_proj", "q_proj"]),
+        # C8 compares GRPO on each tier alone; an index without train_tiers predates mixed-tier arms (plain = k12)
+        "grpo_easy": first(lambda a: a["algorithm"] == "grpo" and not a.get("freeze")
+                           and (a.get("train_tiers") or a.get("tiers") or ["k12"]) == ["k12"]),
         "grpo_hard": first(lambda a: a["algorithm"] == "grpo" and not a.get("freeze")
-                           and (a.get("tiers") or []) == ["olympiad"]),
+                           and (a.get("tiers") or a.get("train_tiers") or []) == ["olympiad"]),
     }
 
 
@@ -347,8 +350,8 @@ def compute_claims(index: dict) -> dict:
                            "<0")]),
         ("C8", "GRPO learns on easy questions, not on hard ones", [
             component("GRPO (easy tier): training accuracy-reward gain, last − first 10 % of steps",
-                      _per_seed(index, r["grpo"], _reward_gain), ">0"),
-            component("GRPO hard-tier − easy-tier reward gain", _paired(index, r["grpo_hard"], r["grpo"],
+                      _per_seed(index, r["grpo_easy"], _reward_gain), ">0"),
+            component("GRPO hard-tier − easy-tier reward gain", _paired(index, r["grpo_hard"], r["grpo_easy"],
                                                                           _reward_gain), "<0")]),
     ]
     out = []

@@ -217,7 +217,8 @@ def build_index(out: Path, cfg: Config, ctx: Context, jobs: list[Job], done: set
     world_manifest = _json(Path(ctx.world) / "manifest.json") if mw else None
     return {
         "format": FORMAT, "study": study.name, "out": str(out),
-        "arms": [a.model_dump(mode="json") for a in study.arms], "seeds": list(study.seeds),
+        "arms": [{**a.model_dump(mode="json"), "train_tiers": study.train_tiers(a)} for a in study.arms],
+        "seeds": list(study.seeds),
         "benchmarks": {"all": benches, "in_domain": in_domain, "out_of_domain": [b for b in benches
                                                                                  if b not in in_domain]},
         "item_ids": item_ids,

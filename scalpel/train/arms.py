@@ -92,7 +92,7 @@ def resolve_base(cfg: Config, log_fn=print, progress: bool = False) -> Base:
 def load_pool(cfg: Config, base: Base, tokenizer, arm: ArmConfig | None = None) -> tuple[list[Question], dict]:
     data = cfg.study.data
     if data.source == "microworld":
-        tiers = arm.tiers if arm is not None and arm.tiers else data.tiers
+        tiers = cfg.study.train_tiers(arm)
         pool = []
         for tier in tiers:
             for it in base.world.items(MICROWORLD_TASKS[tier], "train"):

@@ -107,7 +107,10 @@ def test_base_style_and_fewshot_answers_are_correct(world):
     for it in world.items[("maths_hard", "heldout")]:
         assert T.extract_answer(it["solution"]) == it["answer"]
     for it in world.items[("fewshot_maths", "heldout")]:
-        assert it["question"].endswith("Answer:")
+        assert len(it["shots"]) == 3 and it["question"] not in [q for q, _ in it["shots"]]
+        for _, a in it["shots"] + [[it["question"], it["solution"]]]:  # every worked answer is right
+            expr, result = re.fullmatch(r"([\d +*-]+) = (\d+)\. #### \d+", a).groups()
+            assert eval(expr) == int(result) == int(T.extract_answer(a, hash_fallback=True))  # noqa: S307
         assert T.extract_answer(it["solution"], hash_fallback=True) == it["answer"]
 
 

@@ -167,3 +167,19 @@ def test_sft_role_is_the_plain_sft_arm_with_fewest_epochs():
     assert roles({"arms": [longer, sft, frozen]})["sft"] == "sft"
     assert roles({"arms": [frozen, longer]})["sft"] == "sft-5ep"  # a study whose only plain SFT arm runs 5 epochs
     assert roles({"arms": [frozen]})["sft"] is None
+
+
+def test_c8_compares_grpo_on_each_tier_alone():
+    """When the matched GRPO arm trains on both tiers, C8 reads the GRPO arm that trains on the easy tier alone (or
+    has no easy-tier arm to read), never the mixed one under the easy-tier label."""
+    from scalpel.study.claims import roles
+
+    mixed = {"name": "grpo", "algorithm": "grpo", "tiers": None, "train_tiers": ["k12", "olympiad"]}
+    easy = {"name": "grpo-easy", "algorithm": "grpo", "tiers": ["k12"], "train_tiers": ["k12"]}
+    hard = {"name": "grpo-hard", "algorithm": "grpo", "tiers": ["olympiad"], "train_tiers": ["olympiad"]}
+    r = roles({"arms": [mixed, easy, hard]})
+    assert (r["grpo"], r["grpo_easy"], r["grpo_hard"]) == ("grpo", "grpo-easy", "grpo-hard")
+    assert roles({"arms": [mixed, hard]})["grpo_easy"] is None
+    plain = {"name": "grpo", "algorithm": "grpo", "tiers": None, "train_tiers": ["k12"]}
+    assert roles({"arms": [plain, hard]})["grpo_easy"] == "grpo"
+    assert roles({"arms": [{"name": "old", "algorithm": "grpo"}]})["grpo_easy"] == "old"  # index before train_tiers

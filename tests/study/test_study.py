@@ -41,7 +41,7 @@ def test_index_lists_every_arm_seed_checkpoint_and_output(finished_study, index)
     claims = json.loads((finished_study / "claims.json").read_text())
     assert [c["id"] for c in claims["claims"]] == [f"C{i}" for i in range(1, 9)]
     assert claims["roles"] == {"grpo": "grpo", "sft": "sft", "sft_freeze_mlp": "sft-freeze-mlp",
-                               "sft_qk_only": "sft-qk-only", "grpo_hard": "grpo-hard"}
+                               "sft_qk_only": "sft-qk-only", "grpo_easy": "grpo", "grpo_hard": "grpo-hard"}
     assert all(c["verdict"] in ("reproduced", "contradicted", "inconclusive") for c in claims["claims"])
     t = index["timings"]["phases"]
     assert {"base model (micro-world build or resolve)", "jobs (wall)", "report"} <= set(t)
