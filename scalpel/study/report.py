@@ -87,6 +87,10 @@ def _safe(f, *args):
         return None, str(exc)
 
 
+def unevaluated(index: dict) -> set[str]:
+    return {a["name"] for a in index["arms"] if a.get("evaluate") is False}
+
+
 def benchmark_table(index: dict) -> list[list[str]]:
     """Rows: base and each arm; cells: accuracy % [95 % CI]: the base's over items (one evaluation), an arm's mean
     over seeds and items with the bounded crossed interval (item-level only with one seed)."""
@@ -94,6 +98,8 @@ def benchmark_table(index: dict) -> list[list[str]]:
     rows = [["model"] + benches]
     rows.append(["base (item-level CI)"] + [_interval(_safe(C.accuracy, index, C.BASE, b)[0]) for b in benches])
     for arm, runs in F._by_arm(index).items():
+        if arm in unevaluated(index):
+            continue
         n = len(runs)
         label = f"{arm} ({n} seeds)" if n > 1 else f"{arm} (1 seed: item-level CI)"
         rows.append([label] + [_interval(_safe(C.accuracy, index, arm, b)[0]) for b in benches])
@@ -107,8 +113,11 @@ def gain_table(index: dict) -> tuple[list[list[str]], list[str]]:
     cols = [(b, [b]) for b in bm["all"]] + [("in-domain mean", bm["in_domain"]),
                                            ("out-of-domain mean", bm["out_of_domain"])]
     rows = [["change over base"] + [c for c, bs in cols if bs]]
-    notes = []
+    notes = [f"{arm}: not evaluated (evaluate: false; the claims read its training log)"
+             for arm in sorted(unevaluated(index))]
     for arm in F._by_arm(index):
+        if arm in unevaluated(index):
+            continue
         cells = []
         for name, bs in cols:
             if not bs:
@@ -179,7 +188,7 @@ def write_report(out: Path, index: dict) -> Path:
               "<p>Change over the base (points), with the minimum detectable change (MDC):</p>",
               _html_table(gains), f"<p class='note'>{esc(GAIN_NOTE)} {esc(S.METHOD)}</p>"]
     if gain_notes:
-        parts.append("<p class='note'>Pairing: " + esc("; ".join(gain_notes)) + ".</p>")
+        parts.append("<p class='note'>Notes: " + esc("; ".join(gain_notes)) + ".</p>")
     parts += ["<h2>Figure 1 analogue: GRPO rewards</h2>",
               _fig(F.training_curves(index, "grpo", {"rewards/accuracy_reward/mean": "accuracy",
                                                      "rewards/format_reward/mean": "format"},
@@ -264,7 +273,7 @@ def write_report(out: Path, index: dict) -> Path:
     md = [f"# scalpel study `{index['study']}`", "", "## Claims", "", C.format_table(cl), "", cl["rule"], "",
           "## Benchmarks (accuracy %, final checkpoint)", "", _md_table(benchmark_table(index)), "", ACCURACY_NOTE, "",
           "### Change over the base (points) and minimum detectable change (MDC)", "", _md_table(gains), "",
-          GAIN_NOTE + " " + S.METHOD, "", *(["Pairing: " + "; ".join(gain_notes) + ".", ""] if gain_notes else []),
+          GAIN_NOTE + " " + S.METHOD, "", *(["Notes: " + "; ".join(gain_notes) + ".", ""] if gain_notes else []),
           "## KL vs forgetting", "", "; ".join(f"{k}: R² {'–' if v['r2'] is None else format(v['r2'], '.2f')} "
                                                  f"(n={v['n']})" for k, v in fits.items() if v) or "no data", ""]
     atomic.write_text(rdir / "summary.md", "\n".join(md))

@@ -27,7 +27,8 @@ def study_yaml(world_dir: Path) -> dict:
                 {"name": "sft", "algorithm": "sft", "lr": 1e-3},
                 {"name": "sft-freeze-mlp", "algorithm": "sft", "lr": 1e-3, "freeze": {"freeze": ["mlp@1"]}},
                 {"name": "sft-qk-only", "algorithm": "sft", "lr": 1e-3, "freeze": {"train_only": ["q_proj", "k_proj"]}},
-                {"name": "grpo-hard", "algorithm": "grpo", "lr": 1e-4, "tiers": ["olympiad"]},
+                # read by claim C8 through its training rewards only, as in the demo: never evaluated
+                {"name": "grpo-hard", "algorithm": "grpo", "lr": 1e-4, "tiers": ["olympiad"], "evaluate": False},
             ],
         }
     }

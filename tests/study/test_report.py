@@ -51,13 +51,13 @@ def test_report_states_the_method_and_keeps_intervals_in_range(index, tmp_path):
     num = r"[+-]?\d+(?:\.\d+)?"
     cut = bench.index("### Change over the base")
     accs, gains = (re.findall(rf"({num}) \[({num}), ({num})\]", part) for part in (bench[:cut], bench[cut:]))
-    arms, benches = len(index["arms"]), len(index["benchmarks"]["all"])
+    arms, benches = sum(a["evaluate"] for a in index["arms"]), len(index["benchmarks"]["all"])
     assert len(accs) == (1 + arms) * benches and len(gains) == arms * (benches + 2)  # + in/out-of-domain means
     for floor, rows in ((0, accs), (-100, gains)):
         for m, lo, hi in (tuple(map(float, r)) for r in rows):
             assert floor <= lo <= m <= hi <= 100 and hi > lo
     assert bench[cut:].count("(MDC ") == arms * (benches + 2)
-    assert "base (item-level CI)" in bench
+    assert "base (item-level CI)" in bench and "grpo-hard: not evaluated" in bench
 
 
 def chromium() -> str:

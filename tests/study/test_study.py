@@ -23,12 +23,15 @@ def test_index_lists_every_arm_seed_checkpoint_and_output(finished_study, index)
         assert [c["step"] for c in r["checkpoints"]] == [0, 1, 2, 3]
         for c in r["checkpoints"]:
             assert (finished_study / c["path"] / "model.safetensors").is_file()
-        assert sorted(r["eval"], key=int) == ["2", "3"]  # 2 evenly spaced evaluated checkpoints, final included
-        assert set(r["eval"]["3"]) == set(index["benchmarks"]["all"])
-        assert set(r["passk"]["3"]) == set(index["benchmarks"]["in_domain"])
         assert [k["step"] for k in r["kl"]] == [1, 2, 3]
         assert sorted(r["weights"]["by_step"], key=int) == ["1", "2", "3"]
         assert r["train"]["curves"]["loss"]["step"] == [1, 2, 3]
+        if r["arm"] == "grpo-hard":  # evaluate: false (claim C8 reads its training rewards): analysed, not evaluated
+            assert r["eval"] == {} and r["passk"] == {} and r["samples"] == []
+            continue
+        assert sorted(r["eval"], key=int) == ["2", "3"]  # 2 evenly spaced evaluated checkpoints, final included
+        assert set(r["eval"]["3"]) == set(index["benchmarks"]["all"])
+        assert set(r["passk"]["3"]) == set(index["benchmarks"]["in_domain"])
     frozen = next(r for r in index["runs"] if r["arm"] == "sft-freeze-mlp")["weights"]["by_step"]["3"]["rel_fro"]
     assert frozen["gate"][1] == 0 and frozen["up"][1] == 0 and frozen["down"][1] == 0 and frozen["gate"][0] > 0
     qk = next(r for r in index["runs"] if r["arm"] == "sft-qk-only")["weights"]["by_step"]["3"]["rel_fro"]
@@ -42,7 +45,9 @@ def test_index_lists_every_arm_seed_checkpoint_and_output(finished_study, index)
     assert [c["id"] for c in claims["claims"]] == [f"C{i}" for i in range(1, 9)]
     assert claims["roles"] == {"grpo": "grpo", "sft": "sft", "sft_freeze_mlp": "sft-freeze-mlp",
                                "sft_qk_only": "sft-qk-only", "grpo_easy": "grpo", "grpo_hard": "grpo-hard"}
-    assert all(c["verdict"] in ("reproduced", "contradicted", "inconclusive") for c in claims["claims"])
+    # a component can lose a seed (a 3-step GRPO run whose groups all score alike does not move): not judged
+    assert all(c["verdict"] in ("reproduced", "contradicted", "inconclusive", "not judged (one seed)")
+               for c in claims["claims"])
     t = index["timings"]["phases"]
     assert {"base model (micro-world build or resolve)", "jobs (wall)", "report"} <= set(t)
 
