@@ -103,7 +103,7 @@ def main() -> None:
         except Exception:
             data = str(world_dir)
     tok = AutoTokenizer.from_pretrained(str(base))
-    pairs = K.load_pairs(data)[:args.max_examples]
+    pairs = K.load_pairs(data)[0][:args.max_examples]
     examples = K.render(tok, pairs, max_length=2048)
     n_tok = sum(e.n_scored for e in examples)
     lengths = sorted(len(e.ids) for e in examples)
