@@ -14,9 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-
-class ConfigError(ValueError):
-    """A configuration problem, phrased for the person who wrote the file."""
+from scalpel.errors import ConfigError
 
 
 class Section(BaseModel):

@@ -37,7 +37,7 @@ from tqdm import tqdm
 from scalpel import atomic
 from scalpel.analyze import plots
 from scalpel.analyze.checkpoints import Checkpoint, CheckpointRef, describe
-from scalpel.cli import UserError
+from scalpel.errors import UserError
 from scalpel.data import rows as rows_mod
 from scalpel.data.benchmarks import default_data_dir, read_table
 from scalpel.integrity import verify

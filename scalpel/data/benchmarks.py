@@ -28,16 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from scalpel.cli import UserError
+from scalpel.errors import DataError, UserError
 from scalpel.data import rows as rows_mod
 
 ScorerKind = Literal["maths", "gsm8k", "mcq", "ifeval", "microworld"]
 LETTERS = "ABCDEFGHIJ"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-class BenchmarkDataError(UserError):
-    """A benchmark source that cannot be read: missing file, wrong schema, unreachable hub."""
 
 
 @dataclass
@@ -171,20 +167,20 @@ def read_table(path: str | Path) -> list[dict]:
             with open(path, newline="", encoding="utf-8") as f:
                 return list(csv.DictReader(f))
     except (ValueError, OSError) as exc:
-        raise BenchmarkDataError(f"cannot read benchmark file {path}: {exc}") from exc
-    raise BenchmarkDataError(f"benchmark file {path}: unsupported format {suffix!r} (use .jsonl, .json, .parquet or .csv)")
+        raise DataError(f"cannot read benchmark file {path}: {exc}") from exc
+    raise DataError(f"benchmark file {path}: unsupported format {suffix!r} (use .jsonl, .json, .parquet or .csv)")
 
 
 def check_columns(rows: list[dict], origin: str, columns: tuple[str, ...],
                   any_of: tuple[tuple[str, ...], ...] = ()) -> None:
     first = next((r for r in rows if isinstance(r, dict)), None)
     if first is None:
-        raise BenchmarkDataError(f"{origin} has no rows; expected rows with columns {', '.join(columns)}")
+        raise DataError(f"{origin} has no rows; expected rows with columns {', '.join(columns)}")
     have = set(first)
     missing = [c for c in columns if c not in have] + [" or ".join(g) for g in any_of if not have & set(g)]
     if missing:
         expected = list(columns) + [" or ".join(g) for g in any_of]
-        raise BenchmarkDataError(
+        raise DataError(
             f"{origin} does not have the expected columns: missing {', '.join(missing)}; expected "
             f"{', '.join(expected)}; found {', '.join(sorted(have))}"
         )
@@ -208,14 +204,14 @@ def read_source(name: str, source: Source, ctx: LoadContext) -> tuple[list[dict]
 
 def _read_hub(name: str, source: Source, tried: Path | None) -> tuple[list[dict], str]:
     if source.hub_id is None:
-        raise BenchmarkDataError(f"benchmark {name} has no hub id: pass its file with --data {name}=FILE")
+        raise DataError(f"benchmark {name} has no hub id: pass its file with --data {name}=FILE")
     try:
         from datasets import load_dataset
 
         ds = load_dataset(source.hub_id, source.hub_config, split=source.hub_split)
     except Exception as exc:  # offline, gated, renamed: tell the user what to pass instead
         where = f" (no local file at {tried})" if tried is not None else ""
-        raise BenchmarkDataError(
+        raise DataError(
             f"benchmark {name}: cannot load {source.describe()} from the hub{where}: {type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}. Pass a local file with --data {name}=FILE "
             f"(columns {', '.join(source.columns + tuple(' or '.join(g) for g in source.any_of))}) or --data-dir DIR"
@@ -296,7 +292,7 @@ def _load_gsm8k(b: Benchmark, ctx: LoadContext) -> tuple[list[Item], str]:
         train, train_origin = read_source("gsm8k_train", GSM8K_TRAIN, ctx)
         shots = [(r["question"], gsm8k_solution(r["answer"])) for r in train[:k]]
         if len(shots) < k:
-            raise BenchmarkDataError(f"{train_origin} has {len(shots)} rows; {b.name} needs {k} few-shot examples")
+            raise DataError(f"{train_origin} has {len(shots)} rows; {b.name} needs {k} few-shot examples")
         origin += f" + {k} shots from {train_origin}"
     return rows_to_items(b, rows, lambda n, r: Item(id=f"gsm8k.{n:04d}", question=_question(r["question"]),
                                                     gold=gsm8k_gold(_text(r["answer"])), shots=list(shots)), ctx), origin

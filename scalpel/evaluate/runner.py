@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Mapping
 
 from scalpel import atomic, grading
-from scalpel.cli import UserError
+from scalpel.errors import UserError
 from scalpel.data import benchmarks as B
 from scalpel.data.prompts import PAPER_SYSTEM_PROMPT
 from scalpel.evaluate import metrics, prompting, scoring

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from scalpel.cli import UserError
+from scalpel.errors import UserError
 from scalpel.data import rows as rows_mod
 from scalpel.grading import extract
 from scalpel.grading.pool import Grader, default_grader

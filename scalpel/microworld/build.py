@@ -18,15 +18,12 @@ from pathlib import Path
 
 from scalpel.config import MicroworldConfig
 from scalpel.data.prompts import MICROWORLD_SYSTEM_PROMPT
+from scalpel.errors import WorldError
 from scalpel.microworld.world import generate
 
 FORMAT = "scalpel-microworld/1"
 # Bump when world generation or pretraining changes in a way that changes the output for the same config.
 GENERATOR_VERSION = 3
-
-
-class WorldError(ValueError):
-    """A world directory that cannot be used (missing, foreign, or incomplete)."""
 
 
 def _versions() -> dict[str, str]:

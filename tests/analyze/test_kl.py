@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from scalpel.analyze import kl as K
-from scalpel.cli import UserError
+from scalpel.errors import UserError
 
 from .conftest import save_variant
 
