@@ -108,7 +108,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _weights(args: argparse.Namespace) -> int:
-    from scalpel.analyze.weights import COLUMNS, analyze_weights
+    from scalpel.analyze.weight_table import COLUMNS
+    from scalpel.analyze.weights import analyze_weights
 
     if args.value not in COLUMNS:
         from scalpel.errors import UserError

@@ -14,9 +14,11 @@ import time
 from pathlib import Path
 
 from scalpel import atomic
+from scalpel.analyze import plots
 from scalpel.study import claims as C
 from scalpel.study import figures as F
 from scalpel.study import stats as S
+from scalpel.study.runs import by_arm
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -48,7 +50,7 @@ def _png(fig) -> str:
 
 
 def _gif(figs) -> str:
-    frames = [F.plots._to_image(f) for f in figs]
+    frames = [plots.to_image(f) for f in figs]
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=600, loop=0)
     return "data:image/gif;base64," + base64.b64encode(buf.getvalue()).decode()
@@ -93,7 +95,7 @@ def benchmark_table(index: dict) -> list[list[str]]:
     benches = index["benchmarks"]["all"]
     rows = [["model"] + benches]
     rows.append(["base (item-level CI)"] + [_interval(_safe(C.accuracy, index, C.BASE, b)[0]) for b in benches])
-    for arm, runs in F._by_arm(index).items():
+    for arm, runs in by_arm(index).items():
         n = len(runs)
         label = f"{arm} ({n} seeds)" if n > 1 else f"{arm} (1 seed: item-level CI)"
         rows.append([label] + [_interval(_safe(C.accuracy, index, arm, b)[0]) for b in benches])
@@ -108,7 +110,7 @@ def gain_table(index: dict) -> tuple[list[list[str]], list[str]]:
                                            ("out-of-domain mean", bm["out_of_domain"])]
     rows = [["change over base"] + [c for c, bs in cols if bs]]
     notes = []
-    for arm in F._by_arm(index):
+    for arm in by_arm(index):
         cells = []
         for name, bs in cols:
             if not bs:

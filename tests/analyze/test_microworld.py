@@ -9,7 +9,8 @@ import torch
 
 from scalpel.analyze import kl as K
 from scalpel.analyze import trace as T
-from scalpel.analyze.weights import analyze_weights, read_table
+from scalpel.analyze.weight_table import read_table
+from scalpel.analyze.weights import analyze_weights
 
 pytestmark = pytest.mark.slow
 
