@@ -222,6 +222,10 @@ class StudyTrainConfig(Section):
         "last", description="Which checkpoints keep the optimizer/scheduler/RNG state needed to resume: only the "
         "latest (older ones keep weights, tokenizer and manifest) or all of them.")
 
+# The rewards a study may name. scalpel.train.rewards.REWARDS implements exactly these (tests/train/test_rewards.py
+# checks that the two agree), so the config is validated without importing the training code.
+REWARD_NAMES = ("accuracy", "format", "tag_count")
+
 
 class GRPOStudyConfig(Section):
     """Settings only GRPO arms use (Figure 15's GRPO block). SFT arms ignore them."""
@@ -243,8 +247,8 @@ class GRPOStudyConfig(Section):
                                        "more would train on each question block for several steps.")
     rewards: dict[str, float] = Field(
         default_factory=lambda: {"accuracy": 1.0, "format": 0.1},
-        description="Reward name -> weight (scalpel.train.rewards.REWARDS; the paper: accuracy 1.0, format 0.1, "
-        "tag_count off). A weight of 0 logs a reward without using it.")
+        description="Reward name (REWARD_NAMES, implemented in scalpel.train.rewards) -> weight (the paper: "
+        "accuracy 1.0, format 0.1, tag_count off). A weight of 0 logs a reward without using it.")
     generation: Literal["hf", "vllm-server", "vllm-colocate"] = Field(
         "hf", description="Rollout backend: transformers generate (CPU), or vLLM (TRL's server or colocate mode).")
     vllm_server_host: str = Field("0.0.0.0", description="vLLM server host (generation = vllm-server).")
@@ -253,13 +257,11 @@ class GRPOStudyConfig(Section):
 
     @model_validator(mode="after")
     def _known_rewards(self) -> "GRPOStudyConfig":
-        from scalpel.train.rewards import REWARDS
-
         if not self.rewards:
-            raise ValueError(f"rewards: at least one reward is needed (known: {', '.join(sorted(REWARDS))})")
-        unknown = [n for n in self.rewards if n not in REWARDS]
+            raise ValueError(f"rewards: at least one reward is needed (known: {', '.join(sorted(REWARD_NAMES))})")
+        unknown = [n for n in self.rewards if n not in REWARD_NAMES]
         if unknown:
-            raise ValueError(f"rewards: unknown reward(s) {unknown} (known: {', '.join(sorted(REWARDS))})")
+            raise ValueError(f"rewards: unknown reward(s) {unknown} (known: {', '.join(sorted(REWARD_NAMES))})")
         if not any(w != 0 for w in self.rewards.values()):
             raise ValueError("rewards: every weight is 0, so no completion would ever be preferred")
         return self
