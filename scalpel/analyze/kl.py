@@ -39,13 +39,13 @@ from scalpel.analyze import plots
 from scalpel.analyze.checkpoints import Checkpoint, CheckpointRef, describe
 from scalpel.errors import UserError
 from scalpel.data import rows as rows_mod
-from scalpel.data.benchmarks import default_data_dir, read_table
+from scalpel.data.files import default_data_dir, read_table
+from scalpel.data.sources import MATH500
 from scalpel.integrity import verify
 
 log = logging.getLogger(__name__)
 
-MATH500_NAMES = ("math500", "math-500", "huggingfaceh4/math-500")
-MATH500_FILE = "math500_test.jsonl"
+MATH500_NAMES = ("math500", "math-500", MATH500.hub_id.lower())
 QUESTION_FIELDS = ("problem", "question", "prompt")
 SOLUTION_FIELDS = ("solution", "teacher", "response", "completion")
 
@@ -91,19 +91,19 @@ def load_pairs(data: str | Path, question_field: str | None = None, solution_fie
         return _pairs(rows, question_field or "question", solution_field or "neutral", str(path))
     if path.is_file():
         return _pairs(read_table(path), question_field, solution_field, str(path))
-    if text.lower() in MATH500_NAMES:
+    if text.lower() in MATH500_NAMES:  # MATH-500's problem + solution, from the benchmarks' own source
         shared = default_data_dir()
-        if shared is not None and (shared / MATH500_FILE).is_file():
-            return load_pairs(shared / MATH500_FILE, question_field, solution_field)
+        if shared is not None and (shared / MATH500.file).is_file():
+            return load_pairs(shared / MATH500.file, question_field, solution_field)
         try:
             import datasets
 
-            rows = list(datasets.load_dataset("HuggingFaceH4/MATH-500", split="test"))
+            rows = list(datasets.load_dataset(MATH500.hub_id, MATH500.hub_config, split=MATH500.hub_split))
         except Exception as exc:  # offline, or no such dataset: say what to do instead
-            raise UserError(f"cannot load MATH-500: no {MATH500_FILE} in {shared or '../shared/data/benchmarks'} "
-                            f"and the hub failed ({type(exc).__name__}); pass --data PATH/{MATH500_FILE} or set "
+            raise UserError(f"cannot load MATH-500: no {MATH500.file} in {shared or '../shared/data/benchmarks'} "
+                            f"and the hub failed ({type(exc).__name__}); pass --data PATH/{MATH500.file} or set "
                             f"SCALPEL_BENCHMARKS") from None
-        return _pairs(rows, question_field, solution_field, "HuggingFaceH4/MATH-500")
+        return _pairs(rows, question_field, solution_field, MATH500.hub_id)
     if path.suffix in (".json", ".jsonl") or os.sep in text:
         raise FileNotFoundError(f"--data {text}: no such file; give a JSON/JSONL file, a micro-world directory or "
                                 f"'math500'")

@@ -278,7 +278,7 @@ def _run_benchmark(backend, tokenizer, bench: B.Benchmark, items: list[B.Item], 
         "description": bench.description, "scorer": bench.scorer, "origin": origin,
         **summarize(rows, cfg.samples),
         "skipped_unusable_gold": len(skipped), "skipped_item_ids": skipped[:50],
-        "rejected_rows": dict(rejected or {}),  # malformed rows, by reason (scalpel.data.benchmarks.rows_to_items)
+        "rejected_rows": dict(rejected or {}),  # malformed rows, by reason (scalpel.data.loaders.rows_to_items)
         "sampling": {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_new_tokens": max_new,
                      "stop": list(bench.stop), "seeds": seeds, "base_seed": cfg.seed, "backend": cfg.backend,
                      "batch_size": cfg.batch_size, "limit": cfg.limit},

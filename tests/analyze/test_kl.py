@@ -132,7 +132,7 @@ def test_rejected_rows_are_reported_when_data_is_named_by_dataset(kl_setup, tmp_
     shared.mkdir()
     rows = [json.dumps({"problem": q, "solution": a}) for q, a in PAIRS]
     rows += ["{not json", json.dumps({"problem": "what is two ?"})]  # invalid JSON; no solution field
-    (shared / K.MATH500_FILE).write_text("\n".join(rows) + "\n")
+    (shared / K.MATH500.file).write_text("\n".join(rows) + "\n")
     monkeypatch.setenv("SCALPEL_BENCHMARKS", str(shared))
     path = K.kl_curve(s["base"], [s["same"]], "math500", tmp_path / "out", figures=False, progress=False)
     summary = json.loads(path.read_text())

@@ -10,6 +10,8 @@ import pytest
 
 from scalpel.errors import DataError, UserError
 from scalpel.data import benchmarks as B
+from scalpel.data.files import read_table
+from scalpel.data.items import LETTERS
 
 
 def write_jsonl(path, rows):
@@ -50,7 +52,7 @@ def test_gpqa_fixture_schema_shuffle_and_unusable_gold(fixtures, tmp_path):
     assert origin.endswith("gpqa_diamond_fixture.jsonl") and len(items) == 3
     rows = [json.loads(x) for x in (fixtures / "gpqa_diamond_fixture.jsonl").read_text().splitlines()]
     for r, it in zip(rows[:2], items[:2]):
-        assert it.choices[B.LETTERS.index(it.gold)] == r["Correct Answer"]
+        assert it.choices[LETTERS.index(it.gold)] == r["Correct Answer"]
         assert sorted(it.choices) == sorted([r["Correct Answer"]] + [r[f"Incorrect Answer {k}"] for k in (1, 2, 3)])
         assert it.choices.index(r["Correct Answer"]) == random.Random(f"gpqa:{r['Record ID']}").randrange(4)
     assert items[2].gold is None  # no correct answer: skipped and counted by the runner
@@ -106,7 +108,7 @@ def test_missing_file_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.jsonl"):
         load("gsm8k", sources={"gsm8k": tmp_path / "nowhere.jsonl"})
     with pytest.raises(DataError, match="unsupported format"):
-        B.read_table(write_jsonl(tmp_path / "x.txt", [{}]))
+        read_table(write_jsonl(tmp_path / "x.txt", [{}]))
 
 
 def test_hub_unreachable_says_what_to_pass(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scalpel.data.benchmarks import Item
+from scalpel.data.items import Item
 from scalpel.evaluate.scoring import score_items
 from scalpel.train.rewards import accuracy_reward, format_reward, tag_count_reward
 
