@@ -1,4 +1,4 @@
-"""KL-to-base throughput: ``scalpel.analyze.kl.kl_curve`` vs a naive padded loop, side by side (issue 7).
+"""KL-to-base throughput: ``scalpel.analyze.kl.kl_curve`` vs a naive padded loop, side by side.
 
 Setup: the micro-world base model (``--world DIR``; default: build the test-size world under --dir) and 3
 checkpoints = base + small Gaussian perturbations of every matrix, on MATH-500 (question + solution, from

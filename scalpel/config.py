@@ -2,7 +2,8 @@
 
 YAML in, dotted-key overrides on top (``--set microworld.seed=3``), validated before any compute. Every field
 carries its meaning in ``description``; ``scalpel config resolve FILE`` prints the resolved tree as JSON, so a
-study's provenance is one object. Later phases (study, arms, eval, analysis) add sections here.
+study's provenance is one object. Two sections: ``microworld`` (the synthetic world and its base model) and
+``study`` (base model, data, arms, training, evaluation, analyses).
 """
 
 from __future__ import annotations
@@ -216,7 +217,7 @@ class StudyTrainConfig(Section):
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory (the paper: on).")
     liger_kernel: bool = Field(False, description="Liger fused kernels (GPU only; the paper: on).")
     threads: int = Field(1, ge=1, le=256, description="torch threads per process on CPU (1 is fastest when cores "
-                         "are shared: a 2-thread process ran ~15x slower beside another busy process).")
+                         "are shared; see README, Development).")
     logging_steps: int = Field(1, ge=1, description="Log metrics every this many steps (health guards need 1).")
     keep_optimizer_state: Literal["last", "all"] = Field(
         "last", description="Which checkpoints keep the optimizer/scheduler/RNG state needed to resume: only the "
@@ -364,7 +365,7 @@ class StudyAnalysisConfig(Section):
 
 
 class StudyConfig(Section):
-    """A study: one base model, one question stream per seed, a list of matched arms (issue 3)."""
+    """A study: one base model, one question stream per seed, a list of matched arms."""
 
     name: str = Field("study", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                       description="Study name; runs go to runs/<name>/<arm>/seed-<seed>/ unless --out is given.")
@@ -423,7 +424,7 @@ class StudyConfig(Section):
 
 
 class Config(Section):
-    """Root of the tree. Sections are added as phases land (study, arms, eval, analysis)."""
+    """Root of the tree: the micro-world, and the study that ``scalpel train`` / ``scalpel study`` run."""
 
     microworld: MicroworldConfig = Field(default_factory=MicroworldConfig)
     study: StudyConfig | None = Field(None, description="A post-training study (scalpel train / study).")
