@@ -70,8 +70,9 @@ def load_gsm8k(b: Benchmark, ctx: LoadContext) -> tuple[list[Item], str]:
         if len(shots) < k:
             raise DataError(f"{train_origin} has {len(shots)} rows; {b.name} needs {k} few-shot examples")
         origin += f" + {k} shots from {train_origin}"
-    return rows_to_items(b, rows, lambda n, r: Item(id=f"gsm8k.{n:04d}", question=_question(r["question"]),
-                                                    gold=gsm8k_gold(_text(r["answer"])), shots=list(shots)), ctx), origin
+    items = rows_to_items(b, rows, lambda n, r: Item(id=f"gsm8k.{n:04d}", question=_question(r["question"]),
+                                                     gold=gsm8k_gold(_text(r["answer"])), shots=list(shots)), ctx)
+    return items, origin
 
 
 def load_mmlu(b: Benchmark, ctx: LoadContext) -> tuple[list[Item], str]:
@@ -125,7 +126,8 @@ def load_gpqa(b: Benchmark, ctx: LoadContext) -> tuple[list[Item], str]:
         pos = random.Random(f"gpqa:{rid}").randrange(4)
         choices = wrong[:pos] + [correct or ""] + wrong[pos:]
         return Item(id=f"gpqa.{rid}", question=mcq_prompt(_question(r["Question"]), choices),
-                    gold=LETTERS[pos] if correct else None, choices=choices, extra={"domain": r.get("High-level domain")})
+                    gold=LETTERS[pos] if correct else None, choices=choices,
+                    extra={"domain": r.get("High-level domain")})
 
     return rows_to_items(b, rows, make, ctx), origin
 
