@@ -5,7 +5,7 @@
 Both modes decode greedily the same held-out prompts (every micro-world task, rendered with the world's system
 prompt exactly as ``scalpel eval`` renders them) with ``scalpel.evaluate.generate.generate``, so they do identical
 work and must produce identical completions (checked). Measurements alternate between the two modes (``--repeats``)
-so a change in machine load hits both; the best repeat of each is reported. The target (issue 4) is batched
+so a change in machine load hits both; the best repeat of each is reported. The target is batched
 >= 3x sequential throughput in new tokens per second. ``--check`` exits 1 below that.
 
 Without ``--world`` the demo world is built (or reused from the cache: ``scalpel microworld build``).

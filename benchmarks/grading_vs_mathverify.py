@@ -26,7 +26,8 @@ from pathlib import Path
 from math_verify import parse, verify
 
 from scalpel import grading
-from scalpel.data.benchmarks import gsm8k_gold, read_table
+from scalpel.data.files import read_table
+from scalpel.data.items import gsm8k_gold
 
 COLUMNS = ("answer", "gold", "final_answer")
 _LAST_INT = re.compile(r"\d+(?!.*\d)", re.DOTALL)

@@ -1,4 +1,4 @@
-"""KL-to-base throughput: ``scalpel.analyze.kl.kl_curve`` vs a naive padded loop, side by side (issue 7).
+"""KL-to-base throughput: ``scalpel.analyze.kl.kl_curve`` vs a naive padded loop, side by side.
 
 Setup: the micro-world base model (``--world DIR``; default: build the test-size world under --dir) and 3
 checkpoints = base + small Gaussian perturbations of every matrix, on MATH-500 (question + solution, from
@@ -103,7 +103,7 @@ def main() -> None:
         except Exception:
             data = str(world_dir)
     tok = AutoTokenizer.from_pretrained(str(base))
-    pairs = K.load_pairs(data)[:args.max_examples]
+    pairs = K.load_pairs(data)[0][:args.max_examples]
     examples = K.render(tok, pairs, max_length=2048)
     n_tok = sum(e.n_scored for e in examples)
     lengths = sorted(len(e.ids) for e in examples)

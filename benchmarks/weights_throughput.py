@@ -1,4 +1,4 @@
-"""Weight-analysis throughput and memory, side by side (issue 7 acceptance).
+"""Weight-analysis throughput and memory, side by side.
 
 Generates (once, cached under --dir) a synthetic OLMo-2-shaped bf16 base (default OLMo-2-0425-1B shapes: 16
 layers, hidden 2048, FFN 8192, vocab 100352 = 1.48B parameters, 1.07B of them in the analysed q,k,v,o,gate,up,down

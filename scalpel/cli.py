@@ -1,7 +1,7 @@
 """The ``scalpel`` command. Each concept module registers its own subcommands, so this file stays an index.
 
-Errors a user can fix (bad config, bad path, bad argument) are printed as one clear message with exit code 2;
-anything else is a bug and keeps its traceback.
+Errors a user can fix (``scalpel.errors.UserError``: bad config, bad path, bad argument; and a missing or existing
+file) are printed as one clear message with exit code 2; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import argparse
 import importlib
 import sys
 
-from scalpel.config import ConfigError
-from scalpel.microworld.build import WorldError
+from scalpel.errors import UserError
 
 # Modules exposing ``register(subparsers)``; order = order in ``scalpel --help``.
 COMMAND_MODULES = [
@@ -23,10 +22,6 @@ COMMAND_MODULES = [
     "scalpel.train.cli",
     "scalpel.study.cli",
 ]
-
-
-class UserError(Exception):
-    """An error caused by the user's input; printed without a traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, WorldError, UserError, FileNotFoundError, FileExistsError) as exc:
+    except (UserError, FileNotFoundError, FileExistsError) as exc:
         print(f"scalpel {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

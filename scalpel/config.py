@@ -2,7 +2,8 @@
 
 YAML in, dotted-key overrides on top (``--set microworld.seed=3``), validated before any compute. Every field
 carries its meaning in ``description``; ``scalpel config resolve FILE`` prints the resolved tree as JSON, so a
-study's provenance is one object. Later phases (study, arms, eval, analysis) add sections here.
+study's provenance is one object. Two sections: ``microworld`` (the synthetic world and its base model) and
+``study`` (base model, data, arms, training, evaluation, analyses).
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-
-class ConfigError(ValueError):
-    """A configuration problem, phrased for the person who wrote the file."""
+from scalpel.errors import ConfigError
 
 
 class Section(BaseModel):
@@ -218,11 +217,15 @@ class StudyTrainConfig(Section):
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory (the paper: on).")
     liger_kernel: bool = Field(False, description="Liger fused kernels (GPU only; the paper: on).")
     threads: int = Field(1, ge=1, le=256, description="torch threads per process on CPU (1 is fastest when cores "
-                         "are shared: a 2-thread process ran ~15x slower beside another busy process).")
+                         "are shared; see README, Development).")
     logging_steps: int = Field(1, ge=1, description="Log metrics every this many steps (health guards need 1).")
     keep_optimizer_state: Literal["last", "all"] = Field(
         "last", description="Which checkpoints keep the optimizer/scheduler/RNG state needed to resume: only the "
         "latest (older ones keep weights, tokenizer and manifest) or all of them.")
+
+# The rewards a study may name. scalpel.train.rewards.REWARDS implements exactly these (tests/train/test_rewards.py
+# checks that the two agree), so the config is validated without importing the training code.
+REWARD_NAMES = ("accuracy", "format", "tag_count")
 
 
 class GRPOStudyConfig(Section):
@@ -245,8 +248,8 @@ class GRPOStudyConfig(Section):
                                        "more would train on each question block for several steps.")
     rewards: dict[str, float] = Field(
         default_factory=lambda: {"accuracy": 1.0, "format": 0.1},
-        description="Reward name -> weight (scalpel.train.rewards.REWARDS; the paper: accuracy 1.0, format 0.1, "
-        "tag_count off). A weight of 0 logs a reward without using it.")
+        description="Reward name (REWARD_NAMES, implemented in scalpel.train.rewards) -> weight (the paper: "
+        "accuracy 1.0, format 0.1, tag_count off). A weight of 0 logs a reward without using it.")
     generation: Literal["hf", "vllm-server", "vllm-colocate"] = Field(
         "hf", description="Rollout backend: transformers generate (CPU), or vLLM (TRL's server or colocate mode).")
     vllm_server_host: str = Field("0.0.0.0", description="vLLM server host (generation = vllm-server).")
@@ -255,13 +258,11 @@ class GRPOStudyConfig(Section):
 
     @model_validator(mode="after")
     def _known_rewards(self) -> "GRPOStudyConfig":
-        from scalpel.train.rewards import REWARDS
-
         if not self.rewards:
-            raise ValueError(f"rewards: at least one reward is needed (known: {', '.join(sorted(REWARDS))})")
-        unknown = [n for n in self.rewards if n not in REWARDS]
+            raise ValueError(f"rewards: at least one reward is needed (known: {', '.join(sorted(REWARD_NAMES))})")
+        unknown = [n for n in self.rewards if n not in REWARD_NAMES]
         if unknown:
-            raise ValueError(f"rewards: unknown reward(s) {unknown} (known: {', '.join(sorted(REWARDS))})")
+            raise ValueError(f"rewards: unknown reward(s) {unknown} (known: {', '.join(sorted(REWARD_NAMES))})")
         if not any(w != 0 for w in self.rewards.values()):
             raise ValueError("rewards: every weight is 0, so no completion would ever be preferred")
         return self
@@ -367,7 +368,7 @@ class StudyAnalysisConfig(Section):
 
 
 class StudyConfig(Section):
-    """A study: one base model, one question stream per seed, a list of matched arms (issue 3)."""
+    """A study: one base model, one question stream per seed, a list of matched arms."""
 
     name: str = Field("study", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                       description="Study name; runs go to runs/<name>/<arm>/seed-<seed>/ unless --out is given.")
@@ -432,7 +433,7 @@ class StudyConfig(Section):
 
 
 class Config(Section):
-    """Root of the tree. Sections are added as phases land (study, arms, eval, analysis)."""
+    """Root of the tree: the micro-world, and the study that ``scalpel train`` / ``scalpel study`` run."""
 
     microworld: MicroworldConfig = Field(default_factory=MicroworldConfig)
     study: StudyConfig | None = Field(None, description="A post-training study (scalpel train / study).")

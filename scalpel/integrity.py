@@ -17,22 +17,15 @@ import hashlib
 import json
 from pathlib import Path
 
-from scalpel.analyze.checkpoints import (
-    CheckpointError,
-    _read_header,
-    _safetensors_files,
-)
+from scalpel import safetensors
+from scalpel.errors import CheckpointError
+from scalpel.safetensors import weight_files
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 
 
 class IntegrityError(CheckpointError):
     """A checkpoint directory that must not be used as it is."""
-
-
-def weight_files(path: Path) -> list[Path]:
-    """Weight files of a directory: safetensors shards plus the shard index, if any."""
-    return sorted(list(path.glob("*.safetensors")) + list(path.glob("*.safetensors.index.json")))
 
 
 def sha256(path: Path, chunk: int = 1 << 22) -> str:
@@ -51,9 +44,9 @@ def digests(path: str | Path) -> dict[str, dict]:
 def structure_problem(path: Path) -> str | None:
     """What is structurally wrong with the safetensors of ``path`` (None: nothing)."""
     try:
-        files = _safetensors_files(path)
+        files = safetensors.files(path)
         for f in files:
-            tensors = _read_header(f)
+            tensors = safetensors.read_header(f)
             end = max((t.end for t in tensors.values()), default=None)
             if end is not None and end != f.stat().st_size:
                 return f"{f}: the header promises {end} bytes, the file has {f.stat().st_size} (truncated or padded)"

@@ -50,7 +50,7 @@ def grader():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Fault-suite counters: tests/faults report what they exercised; printed at the end of the run (issue: fault suite).
+# Fault-suite counters: tests/faults report what they exercised; printed at the end of the run.
 # ---------------------------------------------------------------------------------------------------------------
 
 FAULT_COUNTS: dict[str, int] = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from scalpel.cli import UserError
+from scalpel.errors import UserError
 
 # The paper's seven matrix types, in the order of its Figures 5/6 x-axis.
 MATRICES = ("q", "k", "v", "o", "gate", "up", "down")

@@ -1,10 +1,8 @@
 """Model checkpoints on disk, read one tensor at a time without loading the model.
 
-A safetensors file is an 8-byte header length, a JSON header (name → dtype, shape, byte range) and raw data. We
-parse the header ourselves and memory-map the file, so a tensor is a zero-copy numpy view of page-cache pages:
-memory stays bounded by what the analysis itself allocates, whatever the model size. Sharded checkpoints are
-found through ``model.safetensors.index.json``. Pickle formats (``*.bin``, ``*.pt``) are never opened: unpickling
-runs arbitrary code, and the analyses must be safe to point at any directory.
+Headers are parsed by ``scalpel.safetensors`` (which also finds shards and refuses pickle formats); each file is
+memory-mapped, so a tensor is a zero-copy numpy view of page-cache pages: memory stays bounded by what the
+analysis itself allocates, whatever the model size.
 """
 
 from __future__ import annotations
@@ -13,108 +11,24 @@ import json
 import mmap
 import os
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from scalpel.analyze.architectures import Architecture, ArchitectureError, for_config
-from scalpel.cli import UserError
+from scalpel import safetensors
+from scalpel.errors import CheckpointError
+from scalpel.safetensors import TensorInfo
 
 # safetensors dtype → numpy dtype of the stored bits (numpy has no bf16: it stays uint16 bits)
 NUMPY_DTYPES = {
     "BF16": np.uint16, "F16": np.float16, "F32": np.float32, "F64": np.float64,
     "I8": np.int8, "U8": np.uint8, "I16": np.int16, "I32": np.int32, "I64": np.int64, "BOOL": np.bool_,
 }
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 # Config fields that must agree for two checkpoints to be the same architecture.
 SHAPE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads",
               "num_key_value_heads", "vocab_size")
-
-
-class CheckpointError(UserError):
-    """A checkpoint directory that cannot be analysed (missing, pickle-only, malformed, incompatible)."""
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    name: str
-    dtype: str  # safetensors dtype string, e.g. "BF16"
-    shape: tuple[int, ...]
-    file: Path
-    start: int  # absolute byte offset in file
-    end: int
-
-    @property
-    def numel(self) -> int:
-        n = 1
-        for s in self.shape:
-            n *= s
-        return n
-
-
-def _read_header(path: Path) -> dict[str, TensorInfo]:
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(8)
-            if len(raw) != 8:
-                raise CheckpointError(f"{path} is not a safetensors file (shorter than its 8-byte header length)")
-            (n,) = struct.unpack("<Q", raw)
-            if n > 100_000_000:
-                raise CheckpointError(f"{path} is not a safetensors file (implausible header length {n})")
-            header = json.loads(fh.read(n))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} is not a valid safetensors file ({exc})") from None
-    size = path.stat().st_size
-    out: dict[str, TensorInfo] = {}
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = meta["data_offsets"]
-        info = TensorInfo(name, meta["dtype"], tuple(meta["shape"]), path, 8 + n + begin, 8 + n + end)
-        if info.end > size:
-            raise CheckpointError(f"{path}: tensor {name} ends past the end of the file (truncated checkpoint?)")
-        out[name] = info
-    return out
-
-
-def _safetensors_files(path: Path) -> list[Path]:
-    """The safetensors files of a checkpoint directory (or file), or a clear error saying what to do instead."""
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist; pass a model directory containing "
-                                f"model.safetensors (or a sharded model.safetensors.index.json)")
-    if path.is_file():
-        if path.suffix in PICKLE_SUFFIXES:
-            raise CheckpointError(_pickle_message(path))
-        if path.suffix != ".safetensors":
-            raise CheckpointError(f"{path} is not a .safetensors file or a model directory")
-        return [path]
-    index = path / "model.safetensors.index.json"
-    if index.is_file():
-        weight_map = json.loads(index.read_text()).get("weight_map", {})
-        files = sorted({path / f for f in weight_map.values()})
-        missing = [f for f in files if not f.is_file()]
-        if missing:
-            raise CheckpointError(f"{index} names shard {missing[0].name}, which is missing from {path}")
-        return files
-    single = path / "model.safetensors"
-    if single.is_file():
-        return [single]
-    found = sorted(path.glob("*.safetensors"))
-    if found:
-        return found
-    pickles = [p for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
-    if pickles:
-        raise CheckpointError(_pickle_message(pickles[0]))
-    raise CheckpointError(f"{path} holds no model.safetensors (nor a sharded index); pass a Hugging Face model "
-                          f"directory saved with save_pretrained()")
-
-
-def _pickle_message(path: Path) -> str:
-    return (f"{path} is a pickle checkpoint; scalpel never loads pickle files (unpickling runs arbitrary code). "
-            f"Convert it once, where you trust it: AutoModelForCausalLM.from_pretrained(DIR)"
-            f".save_pretrained(OUT, safe_serialization=True), and pass OUT")
 
 
 def step_of(path: Path) -> int | None:
@@ -159,10 +73,10 @@ class Checkpoint:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.files = _safetensors_files(self.path)
+        self.files = safetensors.files(self.path)
         self.tensors: dict[str, TensorInfo] = {}
         for f in self.files:
-            self.tensors.update(_read_header(f))
+            self.tensors.update(safetensors.read_header(f))
         cfg_dir = self.path if self.path.is_dir() else self.path.parent
         cfg_path = cfg_dir / "config.json"
         self.config: dict = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}

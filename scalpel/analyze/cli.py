@@ -108,10 +108,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _weights(args: argparse.Namespace) -> int:
-    from scalpel.analyze.weights import COLUMNS, analyze_weights
+    from scalpel.analyze.weight_table import COLUMNS
+    from scalpel.analyze.weights import analyze_weights
 
     if args.value not in COLUMNS:
-        from scalpel.cli import UserError
+        from scalpel.errors import UserError
 
         raise UserError(f"--value {args.value!r} is not a column; columns: {', '.join(COLUMNS)}")
     table = analyze_weights(args.base, args.checkpoints, args.out, labels=args.label,

@@ -37,16 +37,15 @@ from tqdm import tqdm
 from scalpel import atomic
 from scalpel.analyze import plots
 from scalpel.analyze.checkpoints import Checkpoint, CheckpointRef, describe
-from scalpel.cli import UserError
+from scalpel.errors import UserError
 from scalpel.data import rows as rows_mod
-from scalpel.data.benchmarks import default_data_dir, read_table
+from scalpel.data.files import default_data_dir, read_table
+from scalpel.data.sources import MATH500
 from scalpel.integrity import verify
 
 log = logging.getLogger(__name__)
-REJECTED: dict[str, dict[str, int]] = {}  # data source -> {reason: rows}, reported in kl.json
 
-MATH500_NAMES = ("math500", "math-500", "huggingfaceh4/math-500")
-MATH500_FILE = "math500_test.jsonl"
+MATH500_NAMES = ("math500", "math-500", MATH500.hub_id.lower())
 QUESTION_FIELDS = ("problem", "question", "prompt")
 SOLUTION_FIELDS = ("solution", "teacher", "response", "completion")
 
@@ -79,8 +78,9 @@ class Batch:
 
 
 def load_pairs(data: str | Path, question_field: str | None = None, solution_field: str | None = None
-               ) -> list[tuple[str, str]]:
-    """(question, solution) pairs from a dataset name, a micro-world directory or a JSON/JSONL file."""
+               ) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """(question, solution) pairs from a dataset name, a micro-world directory or a JSON/JSONL file, and the
+    malformed rows left out ({reason: rows}), which ``kl.json`` reports."""
     text = str(data)
     path = Path(text)
     if path.is_dir() and (path / "manifest.json").is_file():  # a micro-world
@@ -91,19 +91,19 @@ def load_pairs(data: str | Path, question_field: str | None = None, solution_fie
         return _pairs(rows, question_field or "question", solution_field or "neutral", str(path))
     if path.is_file():
         return _pairs(read_table(path), question_field, solution_field, str(path))
-    if text.lower() in MATH500_NAMES:
+    if text.lower() in MATH500_NAMES:  # MATH-500's problem + solution, from the benchmarks' own source
         shared = default_data_dir()
-        if shared is not None and (shared / MATH500_FILE).is_file():
-            return load_pairs(shared / MATH500_FILE, question_field, solution_field)
+        if shared is not None and (shared / MATH500.file).is_file():
+            return load_pairs(shared / MATH500.file, question_field, solution_field)
         try:
             import datasets
 
-            rows = list(datasets.load_dataset("HuggingFaceH4/MATH-500", split="test"))
+            rows = list(datasets.load_dataset(MATH500.hub_id, MATH500.hub_config, split=MATH500.hub_split))
         except Exception as exc:  # offline, or no such dataset: say what to do instead
-            raise UserError(f"cannot load MATH-500: no {MATH500_FILE} in {shared or '../shared/data/benchmarks'} "
-                            f"and the hub failed ({type(exc).__name__}); pass --data PATH/{MATH500_FILE} or set "
+            raise UserError(f"cannot load MATH-500: no {MATH500.file} in {shared or '../shared/data/benchmarks'} "
+                            f"and the hub failed ({type(exc).__name__}); pass --data PATH/{MATH500.file} or set "
                             f"SCALPEL_BENCHMARKS") from None
-        return _pairs(rows, question_field, solution_field, "HuggingFaceH4/MATH-500")
+        return _pairs(rows, question_field, solution_field, MATH500.hub_id)
     if path.suffix in (".json", ".jsonl") or os.sep in text:
         raise FileNotFoundError(f"--data {text}: no such file; give a JSON/JSONL file, a micro-world directory or "
                                 f"'math500'")
@@ -111,7 +111,8 @@ def load_pairs(data: str | Path, question_field: str | None = None, solution_fie
                     f"directory")
 
 
-def _pairs(rows: list[dict], qf: str | None, sf: str | None, where: str) -> list[tuple[str, str]]:
+def _pairs(rows: list[dict], qf: str | None, sf: str | None, where: str
+           ) -> tuple[list[tuple[str, str]], dict[str, int]]:
     first = next((r for r in rows if isinstance(r, dict)), None)
     if first is None:
         raise UserError(f"{where} has no rows")
@@ -125,10 +126,9 @@ def _pairs(rows: list[dict], qf: str | None, sf: str | None, where: str) -> list
                                                            rows_mod.text(r[sf], "solution")), key=lambda p: p)
     if rejected:
         log.warning("%s: rejected %d malformed row(s): %s", where, sum(rejected.values()), rejected)
-        REJECTED[where] = rejected
     if not pairs:
         raise UserError(f"{where}: no usable (question, solution) rows ({rejected})")
-    return pairs
+    return pairs, rejected
 
 
 def render(tokenizer, pairs: list[tuple[str, str]], system: str | None = None, max_length: int | None = None
@@ -315,8 +315,8 @@ def kl_curve(base: str | Path, checkpoints: list[str | Path], data: str | Path, 
         ck.close()
     base_ck.close()
     tok = AutoTokenizer.from_pretrained(str(base))
-    pairs = load_pairs(data, question_field, solution_field)[:max_examples]
-    examples = render(tok, pairs, system, max_length)
+    pairs, rejected = load_pairs(data, question_field, solution_field)
+    examples = render(tok, pairs[:max_examples], system, max_length)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     bs = list(batches(examples, max_tokens, mode, pad))
     torch_dtype = getattr(torch, dtype)
@@ -357,7 +357,7 @@ def kl_curve(base: str | Path, checkpoints: list[str | Path], data: str | Path, 
             "tokens": int(n_tok), "examples": n_ex,
         })
     return _write(out_dir, results, base, data, refs, figures,
-                  {"system": system, "max_examples": max_examples, "rejected_rows": REJECTED.get(str(data), {}),
+                  {"system": system, "max_examples": max_examples, "rejected_rows": rejected,
                    "max_length": max_length, "mode": mode,
                    "max_tokens": max_tokens, "dtype": dtype, "cache_groups": len(groups)})
 

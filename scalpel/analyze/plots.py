@@ -24,13 +24,15 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=+-]+", "-", text).strip("-") or "x"
 
 
-def _figure(w: float, h: float) -> Figure:
+def figure(w: float, h: float) -> Figure:
+    """A ``w`` × ``h`` inch figure on its own Agg canvas (no pyplot state)."""
     fig = Figure(figsize=(w, h), dpi=100)
     FigureCanvasAgg(fig)
     return fig
 
 
-def _to_image(fig: Figure) -> Image.Image:
+def to_image(fig: Figure) -> Image.Image:
+    """The rendered figure as an RGB image (a GIF frame)."""
     fig.canvas.draw()
     return Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("RGB")
 
@@ -39,7 +41,7 @@ def heatmap_figure(grid: np.ndarray, matrices: Sequence[str], title: str, vmax: 
                    label: str = "‖ΔW‖_F / ‖W‖_F") -> Figure:
     """Layer (rows, layer 0 at the bottom as in the paper) × matrix type (columns) heatmap of one checkpoint."""
     n_layers = grid.shape[0]
-    fig = _figure(1.0 + 0.55 * len(matrices), 1.2 + 0.22 * max(n_layers, 4))
+    fig = figure(1.0 + 0.55 * len(matrices), 1.2 + 0.22 * max(n_layers, 4))
     ax = fig.add_subplot(1, 1, 1)
     finite = grid[np.isfinite(grid)]
     vmax = vmax if vmax is not None else (float(finite.max()) if finite.size else 1.0)
@@ -63,7 +65,7 @@ def save_png(fig: Figure, path: Path) -> Path:
 
 def save_gif(figs: Sequence[Figure], path: Path, ms_per_frame: int = 600) -> Path:
     """An animated GIF (looping) from figures of identical size."""
-    frames = [_to_image(f) for f in figs]
+    frames = [to_image(f) for f in figs]
     with atomic.atomic_path(path) as tmp:
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0)
     return path
@@ -81,7 +83,7 @@ def lines_figure(x: Sequence[float], series: dict[str, Sequence[float]], title: 
 def curves_figure(curves: dict[str, tuple[Sequence[float], Sequence[float], Sequence[float] | None]],
                   title: str, xlabel: str, ylabel: str) -> Figure:
     """One line per arm with an optional ±error band: ``{arm: (x, y, err or None)}`` (Figure 4's layout)."""
-    fig = _figure(6.0, 3.8)
+    fig = figure(6.0, 3.8)
     ax = fig.add_subplot(1, 1, 1)
     for name, (x, y, err) in curves.items():
         x, y = np.asarray(x, float), np.asarray(y, float)
@@ -103,7 +105,7 @@ def trace_figure(grids: dict[str, np.ndarray], rows: Sequence[str], title: str,
     """Causal-tracing figure: per state kind, a (token position × layer) AIE heatmap (ROME Fig. 1 layout), and
     below, per kind, AIE by layer at the last subject token and the last token (the paper's Figure 12)."""
     kinds = list(grids)
-    fig = _figure(4.2 * len(kinds), 6.4)
+    fig = figure(4.2 * len(kinds), 6.4)
     for i, kind in enumerate(kinds):
         ax = fig.add_subplot(2, len(kinds), i + 1)
         g = grids[kind]

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from scalpel import atomic
 from scalpel.analyze import plots
 from scalpel.analyze.architectures import Architecture, for_model, selector
-from scalpel.cli import UserError
+from scalpel.errors import UserError
 from scalpel.data import rows as rows_mod
 from scalpel.integrity import verify
 

@@ -17,8 +17,6 @@ at a time and reduced by a compiled one-pass kernel (``kernels.py``), so memory 
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from tqdm import tqdm
 from scalpel import atomic
 from scalpel.analyze import kernels, plots
 from scalpel.analyze.architectures import MATRICES
+from scalpel.analyze.weight_table import COLUMNS, grids, write_table
 from scalpel.analyze.checkpoints import (
     Checkpoint,
     CheckpointRef,
@@ -44,34 +43,6 @@ from scalpel.analyze.spectrum import (
 from scalpel.integrity import verify
 
 BF16_RTOL = 2.0 ** -8
-
-COLUMNS: dict[str, str] = {
-    "label": "arm / run label of the checkpoint",
-    "step": "training step (from checkpoint-N), else the checkpoint's position in the list",
-    "checkpoint": "checkpoint path",
-    "layer": "decoder layer index (0 = nearest the embeddings)",
-    "matrix": "q, k, v, o (attention) or gate, up, down (MLP)",
-    "tensor": "tensor name in the checkpoint",
-    "rows": "output dimension", "cols": "input dimension", "numel": "entries",
-    "dtype": "stored dtype (safetensors)",
-    "fro_delta": "‖ΔW‖_F, fp64-accumulated",
-    "fro_base": "‖W_base‖_F",
-    "rel_fro": "‖ΔW‖_F / ‖W_base‖_F (the paper's normalised Frobenius norm)",
-    "rms_delta": "‖ΔW‖_F / √numel (root-mean-square entry update)",
-    "unchanged_exact": "fraction of entries bit-identical in the stored dtype (bf16 rounding inflates it)",
-    "unchanged_atol": "fraction of entries with |Δ| ≤ atol",
-    "below_bf16_resolution": "fraction with |Δ| < |W_base|/256: updates a bf16 copy cannot represent",
-    "atol": "absolute tolerance used for unchanged_atol",
-    "sv_method": "exact SVD, randomized(q=...) or none; spectrum columns are empty when --no-spectrum",
-    "numerical_rank": "#σ > σ₁·max(m,n)·eps(fp32) (capped at q when randomised)",
-    "effective_rank": "exp(entropy of σ/Σσ) (Roy & Vetterli); over the top q values when randomised",
-    "stable_rank": "‖ΔW‖_F² / σ₁²",
-    "topk_energy": "Σ_{i≤k} σ_i² / ‖ΔW‖_F²",
-    "base_topk_share_out": "‖U_kᵀ ΔW‖² / ‖ΔW‖², U_k = top-k left singular vectors of W_base (chance: k/rows)",
-    "base_topk_share_in": "‖ΔW V_k‖² / ‖ΔW‖², V_k = top-k right singular vectors of W_base (chance: k/cols)",
-    "topk": "k used for the top-k columns",
-}
-
 
 def weight_rows(base: Checkpoint, cks: list[Checkpoint], refs: list[CheckpointRef], *, spectrum: bool = True,
                 topk: int = 8, atol: float = 1e-6, exact_max: int = EXACT_MAX, progress: bool = True):
@@ -123,47 +94,6 @@ def excluded_tensors(base: Checkpoint) -> list[dict[str, str]]:
     arch = base.architecture
     analysed = {n for _, _, n in arch.analysed(base.n_layers)}
     return [{"tensor": n, "reason": arch.exclusion_reason(n)} for n in sorted(base.tensors) if n not in analysed]
-
-
-def write_table(rows: list[dict], path: Path) -> Path:
-    """CSV (``.csv``) or JSON lines (``.jsonl``), columns in ``COLUMNS`` order; floats at full precision."""
-    with atomic.atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        if path.suffix == ".jsonl":
-            for r in rows:
-                fh.write(json.dumps({c: r.get(c) for c in COLUMNS}) + "\n")
-        else:
-            w = csv.DictWriter(fh, fieldnames=list(COLUMNS))
-            w.writeheader()
-            for r in rows:
-                w.writerow({c: r.get(c) for c in COLUMNS})
-    return path
-
-
-def read_table(path: str | Path) -> list[dict]:
-    """Rows of a table written by ``write_table`` (numbers parsed back)."""
-    path = Path(path)
-    if path.suffix == ".jsonl":
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    out = []
-    with open(path, newline="") as fh:
-        for r in csv.DictReader(fh):
-            for k, v in r.items():
-                if k in ("label", "checkpoint", "matrix", "tensor", "dtype", "sv_method") or v == "":
-                    continue
-                r[k] = float(v) if any(ch in v for ch in ".eEn") else int(v)
-            out.append(r)
-    return out
-
-
-def grids(rows: list[dict], value: str = "rel_fro") -> dict[tuple[str, int], np.ndarray]:
-    """``{(label, step): layer × matrix array}`` of one column, for heatmaps."""
-    n_layers = 1 + max(int(r["layer"]) for r in rows)
-    out: dict[tuple[str, int], np.ndarray] = {}
-    for r in rows:
-        key = (r["label"], int(r["step"]))
-        g = out.setdefault(key, np.full((n_layers, len(MATRICES)), np.nan))
-        g[int(r["layer"]), MATRICES.index(r["matrix"])] = float(r[value])
-    return out
 
 
 def draw_figures(rows: list[dict], out_dir: Path, value: str = "rel_fro", shared_scale: bool = True,

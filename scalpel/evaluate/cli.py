@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from scalpel.cli import UserError
+from scalpel.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

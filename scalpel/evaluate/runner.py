@@ -25,14 +25,14 @@ import json
 import logging
 import time
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 from scalpel import atomic, grading
-from scalpel.cli import UserError
 from scalpel.data import benchmarks as B
 from scalpel.data.prompts import PAPER_SYSTEM_PROMPT
+from scalpel.errors import UserError
 from scalpel.evaluate import metrics, prompting, scoring
 from scalpel.evaluate.backends import (
     check_model_dir,
@@ -40,6 +40,7 @@ from scalpel.evaluate.backends import (
     load_tokenizer,
     make_backend,
 )
+from scalpel.safetensors import weight_files
 
 log = logging.getLogger(__name__)
 RESULT_FORMAT = "scalpel-eval/1"
@@ -87,14 +88,11 @@ class EvalConfig:
         return out
 
 
-_atomic_write = atomic.write_text
-
-
 def _model_identity(model: str | Path) -> dict:
     if is_hub_id(model):
         return {"model": str(model)}
     p = Path(model).resolve()
-    weights = sorted(list(p.glob("*.safetensors")) + list(p.glob("*.safetensors.index.json")))
+    weights = weight_files(p)
     return {"model": str(p), "weights": [[w.name, w.stat().st_size, int(w.stat().st_mtime)] for w in weights]}
 
 
@@ -280,15 +278,15 @@ def _run_benchmark(backend, tokenizer, bench: B.Benchmark, items: list[B.Item], 
         "description": bench.description, "scorer": bench.scorer, "origin": origin,
         **summarize(rows, cfg.samples),
         "skipped_unusable_gold": len(skipped), "skipped_item_ids": skipped[:50],
-        "rejected_rows": dict(rejected or {}),  # malformed rows, by reason (scalpel.data.benchmarks.rows_to_items)
+        "rejected_rows": dict(rejected or {}),  # malformed rows, by reason (scalpel.data.loaders.rows_to_items)
         "sampling": {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_new_tokens": max_new,
                      "stop": list(bench.stop), "seeds": seeds, "base_seed": cfg.seed, "backend": cfg.backend,
                      "batch_size": cfg.batch_size, "limit": cfg.limit},
         "system_prompt": system.to_json(), "seconds": round(time.perf_counter() - t0, 2),
         "versions": _versions(),
     }
-    _atomic_write(bdir / "samples.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    _atomic_write(bdir / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False))
+    atomic.write_text(bdir / "samples.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic.write_text(bdir / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
 
 
@@ -343,9 +341,9 @@ def format_table(summaries: Mapping[str, Mapping[str, dict]], markdown: bool = T
 
 
 def write_model_summary(out_dir: Path, name: str, summaries: Mapping[str, dict]) -> None:
-    _atomic_write(out_dir / "summary.json", json.dumps({"model": name, "benchmarks": summaries}, indent=2,
+    atomic.write_text(out_dir / "summary.json", json.dumps({"model": name, "benchmarks": summaries}, indent=2,
                                                         ensure_ascii=False))
-    _atomic_write(out_dir / "table.md", format_table({name: summaries}) + "\n")
+    atomic.write_text(out_dir / "table.md", format_table({name: summaries}) + "\n")
 
 
 def evaluate_models(models: Mapping[str, str | Path], out_root: str | Path, cfg: EvalConfig | None = None) -> dict:
@@ -360,10 +358,6 @@ def evaluate_models(models: Mapping[str, str | Path], out_root: str | Path, cfg:
         check_model_dir(m)
     cfg.benchmark_list()
     results = {name: evaluate_model(path, out_root / name, cfg, name=name) for name, path in models.items()}
-    _atomic_write(out_root / "summary.json", json.dumps(results, indent=2, ensure_ascii=False))
-    _atomic_write(out_root / "table.md", format_table(results) + "\n")
+    atomic.write_text(out_root / "summary.json", json.dumps(results, indent=2, ensure_ascii=False))
+    atomic.write_text(out_root / "table.md", format_table(results) + "\n")
     return results
-
-
-def config_dict(cfg: EvalConfig) -> dict:
-    return asdict(cfg)

@@ -90,7 +90,7 @@ def check_golds(golds: list[str], *, grader: grading.Grader | None = None) -> li
 
 def score_items(scorer: str, items: list, completions: list[str], *,
                 grader: grading.Grader | None = None) -> list[Score]:
-    """Score ``completions[i]`` against ``items[i]`` (``scalpel.data.benchmarks.Item``) with the named scorer.
+    """Score ``completions[i]`` against ``items[i]`` (``scalpel.data.items.Item``) with the named scorer.
     Maths goes to ``grader`` (default: the process-wide ``scalpel.grading.default_grader()``)."""
     if scorer in ("maths", "gsm8k"):
         preds = [grading.extract_answer(c, hash_fallback=scorer == "gsm8k") for c in completions]

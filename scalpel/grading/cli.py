@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from scalpel.cli import UserError
+from scalpel.errors import UserError
 from scalpel.data import rows as rows_mod
 from scalpel.grading import extract
 from scalpel.grading.pool import Grader, default_grader
@@ -38,7 +38,7 @@ def grade_file(path: str | Path, *, gold: str = "gold", completion: str = "compl
                hash_fallback: bool = False, grader: Grader | None = None) -> tuple[list[dict], dict[str, int]]:
     """``(graded rows, {reason: rejected rows})`` of a .jsonl / .json / .parquet / .csv file. Raises ``UserError``
     (naming the file) when it cannot be read or no row has the gold and completion columns."""
-    from scalpel.data.benchmarks import read_table
+    from scalpel.data.files import read_table
 
     table = read_table(path)
     dicts = [r for r in table if isinstance(r, dict)]

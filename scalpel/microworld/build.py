@@ -7,8 +7,6 @@ leaves a half-built world that looks complete. A second build with the same conf
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -18,15 +16,13 @@ from pathlib import Path
 
 from scalpel.config import MicroworldConfig
 from scalpel.data.prompts import MICROWORLD_SYSTEM_PROMPT
+from scalpel.errors import WorldError
+from scalpel.locks import locked
 from scalpel.microworld.world import generate
 
 FORMAT = "scalpel-microworld/1"
 # Bump when world generation or pretraining changes in a way that changes the output for the same config.
 GENERATOR_VERSION = 4
-
-
-class WorldError(ValueError):
-    """A world directory that cannot be used (missing, foreign, or incomplete)."""
 
 
 def _versions() -> dict[str, str]:
@@ -105,17 +101,6 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(str(path) + ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _check_target(out: Path, key: str, force: bool) -> World | None:
     """Reuse a matching world; refuse to overwrite anything else."""
     if not out.exists():
@@ -142,7 +127,7 @@ def build(cfg: MicroworldConfig, out: str | Path | None = None, *, force: bool =
           progress: bool = True, log=print) -> World:
     key = world_key(cfg)
     out = Path(out) if out is not None else default_dir(cfg)
-    with _locked(out):
+    with locked(str(out) + ".lock"):
         existing = _check_target(out, key, force)
         if existing is not None:
             log(f"micro-world {out} is up to date (key {key[:12]})")

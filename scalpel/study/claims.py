@@ -22,6 +22,7 @@ import re
 import statistics
 
 from scalpel.study import stats
+from scalpel.study.runs import final_eval
 
 NOT_JUDGED = "not judged (one seed)"
 BASE = "base"
@@ -118,7 +119,7 @@ def _evals(index: dict, who: str | None) -> dict[int, dict]:
     """seed -> evaluation of ``who``'s final checkpoint (``BASE``: the base, as seed 0)."""
     if who == BASE:
         return {0: index["base"]["eval"]}
-    return {s: _final(r) for s, r in _runs(index, who).items()}
+    return {s: final_eval(r) for s, r in _runs(index, who).items()}
 
 
 def paired(index: dict, left: str | None, right: str | None, benches: list[str]) -> dict | None:
@@ -203,16 +204,6 @@ def roles(index: dict) -> dict[str, str | None]:
 
 def _runs(index: dict, arm: str | None) -> dict[int, dict]:
     return {r["seed"]: r for r in index["runs"] if arm is not None and r["arm"] == arm}
-
-
-def _final(run: dict) -> dict:
-    ev = run.get("eval") or {}
-    return ev[max(ev, key=int)] if ev else {}
-
-
-def _acc(ev: dict, benches: list[str]) -> float | None:
-    xs = [ev[b]["accuracy"] for b in benches if b in ev and ev[b].get("accuracy") is not None]
-    return statistics.fmean(xs) if xs and len(xs) == len(benches) else None
 
 
 def _per_seed(index: dict, arm: str | None, f) -> dict[int, float | None]:

@@ -39,8 +39,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _study(args: argparse.Namespace) -> int:
+    from scalpel.console import quiet_libraries
     from scalpel.study.runner import StudyFailed, run_study
-    from scalpel.train.cli import quiet_libraries
 
     overrides = list(args.overrides)
     if args.workers is not None:

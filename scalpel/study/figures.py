@@ -14,15 +14,10 @@ from matplotlib.figure import Figure
 
 from scalpel.analyze import plots
 from scalpel.analyze.architectures import MATRICES
+from scalpel.analyze.weight_table import grid
+from scalpel.study.runs import by_arm, mean_accuracy
 
 SMOOTH = 5  # steps in the moving average of per-step training curves
-
-
-def _by_arm(index: dict) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for r in index["runs"]:
-        out.setdefault(r["arm"], []).append(r)
-    return out
 
 
 def _smooth(y: list[float], k: int = SMOOTH) -> list[float]:
@@ -50,7 +45,7 @@ def _seed_band(series: list[tuple[list, list]]) -> tuple[list, list, list] | Non
 
 def training_curves(index: dict, algorithm: str, keys: dict[str, str], title: str, ylabel: str) -> Figure | None:
     curves = {}
-    for arm, runs in _by_arm(index).items():
+    for arm, runs in by_arm(index).items():
         if runs[0]["algorithm"] != algorithm:
             continue
         for key, name in keys.items():
@@ -62,11 +57,6 @@ def training_curves(index: dict, algorithm: str, keys: dict[str, str], title: st
         return None
     return plots.curves_figure(curves, f"{title} (moving average of {SMOOTH} steps; band ± sd over seeds)",
                                "training step", ylabel)
-
-
-def _final_eval(run: dict) -> dict:
-    ev = run.get("eval") or {}
-    return ev[max(ev, key=int)] if ev else {}
 
 
 def _accuracy_bar(index: dict, who: str, bench: str) -> tuple[float | None, tuple[float, float]]:
@@ -88,14 +78,14 @@ def benchmark_bars(index: dict, arms: list[str] | None = None, title: str = "") 
     from scalpel.study.claims import BASE
 
     benches = index["benchmarks"]["all"]
-    names = ["base"] + [a for a in _by_arm(index) if arms is None or a in arms]
+    names = ["base"] + [a for a in by_arm(index) if arms is None or a in arms]
     groups, errs = {}, {}
     for name in names:
         bars = [_accuracy_bar(index, BASE if name == "base" else name, b) for b in benches]
         groups[name], errs[name] = [m for m, _ in bars], [e for _, e in bars]
     if all(v is None for vs in groups.values() for v in vs):
         return None
-    fig = plots._figure(max(6.0, 1.3 * len(benches) + 2), 4.0)
+    fig = plots.figure(max(6.0, 1.3 * len(benches) + 2), 4.0)
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / len(groups)
     for i, (name, vals) in enumerate(groups.items()):
@@ -116,7 +106,7 @@ def benchmark_bars(index: dict, arms: list[str] | None = None, title: str = "") 
 
 def kl_curves(index: dict) -> Figure | None:
     curves = {}
-    for arm, runs in _by_arm(index).items():
+    for arm, runs in by_arm(index).items():
         band = _seed_band([([0] + [k["step"] for k in r["kl"]], [0.0] + [k["kl_forward"] for k in r["kl"]])
                            for r in runs if r.get("kl")])
         if band:
@@ -127,15 +117,6 @@ def kl_curves(index: dict) -> Figure | None:
                                "training step", "mean per-token KL")
 
 
-def _grid(per: dict[str, list[float]]) -> np.ndarray:
-    n = max(len(v) for v in per.values())
-    g = np.full((n, len(MATRICES)), np.nan)
-    for j, m in enumerate(MATRICES):
-        for i, v in enumerate(per.get(m, [])):
-            g[i, j] = v
-    return g
-
-
 def weight_heatmaps(index: dict) -> tuple[list[tuple[str, Figure]], list[tuple[str, list[Figure]]]]:
     """Final-checkpoint heatmap per arm (first seed, one colour scale for all arms) and GIF frames per arm."""
     first = {}
@@ -144,16 +125,16 @@ def weight_heatmaps(index: dict) -> tuple[list[tuple[str, Figure]], list[tuple[s
             first.setdefault(r["arm"], r)
     if not first:
         return [], []
-    vmax = max(float(np.nanmax(_grid(s["rel_fro"]))) for r in first.values()
+    vmax = max(float(np.nanmax(grid(s["rel_fro"]))) for r in first.values()
                for s in r["weights"]["by_step"].values() if s.get("rel_fro"))
     finals, gifs = [], []
     for arm, r in first.items():
         by = r["weights"]["by_step"]
         steps = sorted(by, key=int)
-        fig = plots.heatmap_figure(_grid(by[steps[-1]]["rel_fro"]), MATRICES,
+        fig = plots.heatmap_figure(grid(by[steps[-1]]["rel_fro"]), MATRICES,
                                    f"{arm} (seed {r['seed']}) step {steps[-1]}: ‖ΔW‖/‖W‖", vmax, label="‖ΔW‖/‖W‖")
         finals.append((arm, fig))
-        gifs.append((arm, [plots.heatmap_figure(_grid(by[s]["rel_fro"]), MATRICES,
+        gifs.append((arm, [plots.heatmap_figure(grid(by[s]["rel_fro"]), MATRICES,
                                                 f"{arm} (seed {r['seed']}) step {s}: ‖ΔW‖/‖W‖", vmax,
                                                 label="‖ΔW‖/‖W‖") for s in steps]))
     return finals, gifs
@@ -161,7 +142,7 @@ def weight_heatmaps(index: dict) -> tuple[list[tuple[str, Figure]], list[tuple[s
 
 def update_lines(index: dict, column: str, title: str, ylabel: str) -> Figure | None:
     curves = {}
-    for arm, runs in _by_arm(index).items():
+    for arm, runs in by_arm(index).items():
         series = []
         for r in runs:
             by = (r.get("weights") or {}).get("by_step") or {}
@@ -181,12 +162,12 @@ def update_lines(index: dict, column: str, title: str, ylabel: str) -> Figure | 
 
 def passk_curves(index: dict) -> Figure | None:
     benches = index["benchmarks"]["in_domain"]
-    fig = plots._figure(4.2 * max(1, len(benches)), 3.6)
+    fig = plots.figure(4.2 * max(1, len(benches)), 3.6)
     drawn = False
     for i, b in enumerate(benches):
         ax = fig.add_subplot(1, len(benches), i + 1)
         rows = {"base": [index["base"].get("passk", {}).get(b)]}
-        for arm, runs in _by_arm(index).items():
+        for arm, runs in by_arm(index).items():
             rows[arm] = [(r.get("passk") or {}).get(max(r["passk"], key=int), {}).get(b) if r.get("passk") else None
                          for r in runs]
         for name, summaries in rows.items():
@@ -210,17 +191,15 @@ def passk_curves(index: dict) -> Figure | None:
 
 def kl_forgetting_points(index: dict) -> list[dict]:
     """(KL to base, out-of-domain accuracy change) at every checkpoint that has both, for every run."""
-    from scalpel.study.claims import _acc
-
     ood = index["benchmarks"]["out_of_domain"]
-    base = _acc(index["base"]["eval"], ood)
+    base = mean_accuracy(index["base"]["eval"], ood)
     pts = []
     if base is None:
         return pts
     for r in index["runs"]:
         kl = {k["step"]: k["kl_forward"] for k in r.get("kl") or []}
         for step, ev in (r.get("eval") or {}).items():
-            a = _acc(ev, ood)
+            a = mean_accuracy(ev, ood)
             if int(step) in kl and a is not None:
                 pts.append({"arm": r["arm"], "algorithm": r["algorithm"], "seed": r["seed"], "step": int(step),
                             "kl": kl[int(step)], "ood_change": a - base})
@@ -247,7 +226,7 @@ def kl_scatter(index: dict) -> tuple[Figure | None, dict]:
     if not pts:
         return None, {}
     fits = {}
-    fig = plots._figure(6.0, 4.0)
+    fig = plots.figure(6.0, 4.0)
     ax = fig.add_subplot(1, 1, 1)
     for alg in sorted({p["algorithm"] for p in pts}):
         sub = [p for p in pts if p["algorithm"] == alg]

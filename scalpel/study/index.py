@@ -12,14 +12,14 @@ was not scored on the item.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-import subprocess
 from pathlib import Path
 
 from scalpel import atomic
+from scalpel.analyze.weight_table import read_table
 from scalpel.config import Config
+from scalpel.provenance import git_commit, library_versions
 from scalpel.study.jobs import (
     Context,
     Job,
@@ -117,12 +117,11 @@ def _weights(d: Path) -> dict:
     cols = ("rel_fro", "unchanged_exact", "unchanged_atol", "below_bf16_resolution", "effective_rank", "topk_energy",
             "base_topk_share_out")
     steps: dict[int, dict] = {}
-    with open(path, newline="") as fh:
-        for r in csv.DictReader(fh):
-            s = steps.setdefault(int(r["step"]), {c: {} for c in cols})
-            for c in cols:
-                if r.get(c) not in (None, ""):
-                    s[c].setdefault(r["matrix"], {})[int(r["layer"])] = float(r[c])
+    for r in read_table(path):
+        s = steps.setdefault(int(r["step"]), {c: {} for c in cols})
+        for c in cols:
+            if r.get(c) not in (None, ""):
+                s[c].setdefault(r["matrix"], {})[int(r["layer"])] = float(r[c])
     out = {}
     for step, per in sorted(steps.items()):
         out[str(step)] = {c: {m: [v[k] for k in sorted(v)] for m, v in per[c].items()} for c in cols if per[c]}
@@ -150,26 +149,6 @@ def _samples(d: Path, benches: list[str]) -> list[dict]:
                             "completion": r["completion"][:1200], "gold": r["gold"], "correct": r["correct"]})
         if len(out) >= SAMPLES_PER_RUN:
             break
-    return out
-
-
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, text=True,
-                              capture_output=True, timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for p in ("scalpel", "torch", "transformers", "trl", "accelerate", "datasets", "math-verify", "tokenizers"):
-        try:
-            out[p] = version(p)
-        except PackageNotFoundError:
-            out[p] = None
     return out
 
 
@@ -234,7 +213,7 @@ def build_index(out: Path, cfg: Config, ctx: Context, jobs: list[Job], done: set
             "figures": [f"analysis/trace/{f}" for f in trace.get("figures", [])]}},
         "jobs": {"total": len(jobs), "done": len(done), "failed": failed,
                  "seconds_by_kind": {k: round(v, 1) for k, v in job_seconds.items()}},
-        "provenance": {"config": cfg.model_dump(mode="json"), "versions": _versions(), "commit": _git_commit(),
+        "provenance": {"config": cfg.model_dump(mode="json"), "versions": library_versions(), "commit": git_commit(),
                        "world": None if world_manifest is None else {k: world_manifest.get(k) for k in
                                                                       ("key", "seed", "size", "hashes")},
                        "data_fingerprints": {f"{r['arm']}/seed-{r['seed']}": _json(

@@ -14,9 +14,11 @@ import time
 from pathlib import Path
 
 from scalpel import atomic
+from scalpel.analyze import plots
 from scalpel.study import claims as C
 from scalpel.study import figures as F
 from scalpel.study import stats as S
+from scalpel.study.runs import by_arm
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -48,7 +50,7 @@ def _png(fig) -> str:
 
 
 def _gif(figs) -> str:
-    frames = [F.plots._to_image(f) for f in figs]
+    frames = [plots.to_image(f) for f in figs]
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=600, loop=0)
     return "data:image/gif;base64," + base64.b64encode(buf.getvalue()).decode()
@@ -97,7 +99,7 @@ def benchmark_table(index: dict) -> list[list[str]]:
     benches = index["benchmarks"]["all"]
     rows = [["model"] + benches]
     rows.append(["base (item-level CI)"] + [_interval(_safe(C.accuracy, index, C.BASE, b)[0]) for b in benches])
-    for arm, runs in F._by_arm(index).items():
+    for arm, runs in by_arm(index).items():
         if arm in unevaluated(index):
             continue
         n = len(runs)
@@ -115,7 +117,7 @@ def gain_table(index: dict) -> tuple[list[list[str]], list[str]]:
     rows = [["change over base"] + [c for c, bs in cols if bs]]
     notes = [f"{arm}: not evaluated (evaluate: false; the claims read its training log)"
              for arm in sorted(unevaluated(index))]
-    for arm in F._by_arm(index):
+    for arm in by_arm(index):
         if arm in unevaluated(index):
             continue
         cells = []

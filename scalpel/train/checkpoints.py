@@ -21,15 +21,14 @@ checkpoint-0: N + 1 checkpoints, evenly spaced over the whole run.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 from scalpel import atomic
+from scalpel.provenance import git_commit, library_versions
 
 FORMAT = "scalpel-checkpoint/1"
 MANIFEST = "manifest.json"
@@ -124,35 +123,6 @@ def finish(staged: Path, manifest: dict) -> Path:
     os.replace(staged, final)
     _fsync_dir(final.parent)
     return final
-
-
-@functools.cache
-def git_commit() -> str | None:
-    """The scalpel checkout's commit (with '+dirty' if it has uncommitted changes), or None outside git."""
-    repo = Path(__file__).resolve().parents[2]
-    try:
-        sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-@functools.cache
-def library_versions() -> dict[str, str]:
-    import importlib.metadata as md
-    import platform
-
-    out = {"python": platform.python_version()}
-    for name in ("scalpel", "torch", "transformers", "trl", "accelerate", "datasets", "tokenizers", "safetensors",
-                 "math-verify", "deepspeed", "vllm", "liger-kernel"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            pass
-    return out
 
 
 def manifest(*, step: int, total_steps: int, questions: list[list[str]], run: dict) -> dict:

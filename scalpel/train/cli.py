@@ -11,6 +11,7 @@ import json
 import sys
 
 from scalpel import config
+from scalpel.console import quiet_libraries  # also imported from here by scalpel.study.runner
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,18 +73,3 @@ def _line(s: dict) -> str:
     if s.get("unhealthy_events"):
         parts.append(f"{s['unhealthy_events']} unhealthy event(s), see health.jsonl")
     return "; ".join(parts)
-
-
-def quiet_libraries() -> None:
-    """Keep the terminal for scalpel's own progress lines: no library progress bars or deprecation chatter."""
-    import logging
-    import warnings
-
-    import datasets
-    from transformers.utils import logging as hf_logging
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    warnings.filterwarnings("ignore", message=r".*(gradient|activation)_checkpointing.*", category=FutureWarning)
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    datasets.disable_progress_bars()

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from scalpel.analyze import kl as K
+from scalpel.errors import UserError
 
 from .conftest import save_variant
 
@@ -113,18 +114,33 @@ def test_base_forward_runs_once_for_all_checkpoints(kl_setup, tmp_path, monkeypa
 def test_data_sources(kl_setup, tmp_path):
     rows = tmp_path / "rows.json"
     rows.write_text(json.dumps([{"problem": "what is one ?", "solution": "one"}]))
-    assert K.load_pairs(rows) == [("what is one ?", "one")]
+    assert K.load_pairs(rows) == ([("what is one ?", "one")], {})
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"q": 1, "a": 2}) + "\n")
-    with pytest.raises(Exception, match="question-field"):
+    with pytest.raises(UserError, match="question-field"):
         K.load_pairs(bad)
     with pytest.raises(FileNotFoundError):
         K.load_pairs(tmp_path / "missing.jsonl")
-    with pytest.raises(Exception, match="not a known dataset"):
+    with pytest.raises(UserError, match="not a known dataset"):
         K.load_pairs("gsm9k")
+
+
+def test_rejected_rows_are_reported_when_data_is_named_by_dataset(kl_setup, tmp_path, monkeypatch):
+    """``--data math500`` resolves to a file in the benchmark directory; the rows it rejects still reach kl.json."""
+    s = kl_setup
+    shared = tmp_path / "benchmarks"
+    shared.mkdir()
+    rows = [json.dumps({"problem": q, "solution": a}) for q, a in PAIRS]
+    rows += ["{not json", json.dumps({"problem": "what is two ?"})]  # invalid JSON; no solution field
+    (shared / K.MATH500.file).write_text("\n".join(rows) + "\n")
+    monkeypatch.setenv("SCALPEL_BENCHMARKS", str(shared))
+    path = K.kl_curve(s["base"], [s["same"]], "math500", tmp_path / "out", figures=False, progress=False)
+    summary = json.loads(path.read_text())
+    assert summary["results"][0]["examples"] == len(PAIRS)
+    assert sum(summary["settings"]["rejected_rows"].values()) == 2, summary["settings"]["rejected_rows"]
 
 
 @pytest.mark.shared
 def test_math500_from_shared(shared_benchmarks):
-    pairs = K.load_pairs("math500")
-    assert len(pairs) == 500 and all(q and s for q, s in pairs)
+    pairs, rejected = K.load_pairs("math500")
+    assert len(pairs) == 500 and all(q and s for q, s in pairs) and rejected == {}

@@ -9,7 +9,8 @@ import torch
 
 from scalpel.analyze import kl as K
 from scalpel.analyze import trace as T
-from scalpel.analyze.weights import analyze_weights, read_table
+from scalpel.analyze.weight_table import read_table
+from scalpel.analyze.weights import analyze_weights
 
 pytestmark = pytest.mark.slow
 
@@ -40,12 +41,12 @@ def test_kl_and_weights_on_the_world(world_ckpt, tmp_path):
     assert res[1]["kl_forward"] > 0.0 and res[1]["kl_reverse"] > 0.0
     # completion tokens = neutral-style solution (+ end token): the chat template splits prompt and completion cleanly
     ex = K.render(__import__("transformers").AutoTokenizer.from_pretrained(str(world.model_dir)),
-                  K.load_pairs(world.dir)[:24])
+                  K.load_pairs(world.dir)[0][:24])
     assert res[1]["tokens"] == sum(e.n_scored for e in ex)
     # the default KL text is the neutral style no arm trains on, not the teacher's traces (SFT's own targets)
     first = world.items("maths_easy", "heldout")[0]
-    assert K.load_pairs(world.dir)[0] == (first["question"], first["neutral"])
-    assert K.load_pairs(world.dir, solution_field="teacher")[0] == (first["question"], first["teacher"])
+    assert K.load_pairs(world.dir)[0][0] == (first["question"], first["neutral"])
+    assert K.load_pairs(world.dir, solution_field="teacher")[0][0] == (first["question"], first["teacher"])
     rows = read_table(analyze_weights(world.model_dir, [ck], tmp_path / "w", progress=False, threads=1))
     moved = {(r["layer"], r["matrix"]) for r in rows if r["fro_delta"] > 0}
     assert moved == {(0, "down")}

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from scalpel.analyze import trace as T
+from scalpel.errors import UserError
 
 from .conftest import DATA
 
@@ -85,7 +86,9 @@ def test_causal_trace_writes_profile_figure_and_selector(tiny, known, tmp_path):
     assert len(last) == 3
     assert last[-1] == pytest.approx(s["p_clean_mean"] - s["p_corrupted_mean"], abs=1e-6)
     sel = json.loads((tmp_path / "selector.json").read_text())
-    assert all(x.startswith("mlp@") for x in sel["freeze"]) and sel["freeze"] == s["selector"]["freeze"]
+    assert sel["freeze"] and all(x.startswith("mlp@") for x in sel["freeze"])  # not vacuous: layers were chosen
+    assert sel["freeze"] == s["selector"]["freeze"]
+    assert sel["freeze"] == T.select_layers(s["aie"]["mlp"], 0.0)["freeze"]  # the rule, applied to the written AIE
     assert (tmp_path / "figures/trace.png").is_file()
     again = json.loads(T.causal_trace(d, known, tmp_path / "again", samples=4, seed=1, figures=False,
                                       progress=False).read_text())
@@ -97,7 +100,7 @@ def test_rome_known_format_and_bad_rows(tmp_path):
     assert facts[0] == T.Fact("Tovak Brell lives in", "Tovak Brell", " Tarsa", "0")
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"prompt": "x"}) + "\n")
-    with pytest.raises(Exception, match="no usable facts.*missing field"):
+    with pytest.raises(UserError, match="no usable facts.*missing field"):
         T.load_facts(bad)
     with pytest.raises(FileNotFoundError):
         T.load_facts(tmp_path / "none.jsonl")

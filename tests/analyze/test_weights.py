@@ -14,7 +14,8 @@ from scalpel.analyze import kernels
 from scalpel.analyze.architectures import ArchitectureError, selector
 from scalpel.analyze.checkpoints import Checkpoint, CheckpointError
 from scalpel.analyze.synthetic import to_bf16_bits, write_safetensors
-from scalpel.analyze.weights import analyze_weights, read_table
+from scalpel.analyze.weight_table import read_table
+from scalpel.analyze.weights import analyze_weights
 
 from .conftest import save_variant
 

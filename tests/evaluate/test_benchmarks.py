@@ -8,8 +8,10 @@ import random
 
 import pytest
 
-from scalpel.cli import UserError
+from scalpel.errors import DataError, UserError
 from scalpel.data import benchmarks as B
+from scalpel.data.files import read_table
+from scalpel.data.items import LETTERS
 
 
 def write_jsonl(path, rows):
@@ -50,7 +52,7 @@ def test_gpqa_fixture_schema_shuffle_and_unusable_gold(fixtures, tmp_path):
     assert origin.endswith("gpqa_diamond_fixture.jsonl") and len(items) == 3
     rows = [json.loads(x) for x in (fixtures / "gpqa_diamond_fixture.jsonl").read_text().splitlines()]
     for r, it in zip(rows[:2], items[:2]):
-        assert it.choices[B.LETTERS.index(it.gold)] == r["Correct Answer"]
+        assert it.choices[LETTERS.index(it.gold)] == r["Correct Answer"]
         assert sorted(it.choices) == sorted([r["Correct Answer"]] + [r[f"Incorrect Answer {k}"] for k in (1, 2, 3)])
         assert it.choices.index(r["Correct Answer"]) == random.Random(f"gpqa:{r['Record ID']}").randrange(4)
     assert items[2].gold is None  # no correct answer: skipped and counted by the runner
@@ -90,30 +92,30 @@ def test_generic_maths_with_column_mapping(tmp_path):
 
 def test_wrong_schema_names_path_and_expected_columns(tmp_path):
     bad = write_jsonl(tmp_path / "math.jsonl", [{"question": "x", "solution": "y"}])
-    with pytest.raises(B.BenchmarkDataError) as e:
+    with pytest.raises(DataError) as e:
         load("math500", sources={"math500": bad})
     msg = str(e.value)
     assert str(bad) in msg and "problem" in msg and "answer" in msg and "found question, solution" in msg
-    with pytest.raises(B.BenchmarkDataError, match="subject or type"):
+    with pytest.raises(DataError, match="subject or type"):
         load("mmlu", sources={"mmlu": write_jsonl(tmp_path / "m.jsonl", [{"question": "q", "choices": [],
                                                                           "answer": 0}])})
     generic = B.generic_maths(bad, question="problem", answer="answer")
-    with pytest.raises(B.BenchmarkDataError, match="expected problem, answer"):
+    with pytest.raises(DataError, match="expected problem, answer"):
         generic.load(B.LoadContext())
 
 
 def test_missing_file_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.jsonl"):
         load("gsm8k", sources={"gsm8k": tmp_path / "nowhere.jsonl"})
-    with pytest.raises(B.BenchmarkDataError, match="unsupported format"):
-        B.read_table(write_jsonl(tmp_path / "x.txt", [{}]))
+    with pytest.raises(DataError, match="unsupported format"):
+        read_table(write_jsonl(tmp_path / "x.txt", [{}]))
 
 
 def test_hub_unreachable_says_what_to_pass(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.raises(B.BenchmarkDataError) as e:
+    with pytest.raises(DataError) as e:
         load("mmlu_pro", data_dir=tmp_path)  # no local file there -> the hub -> offline
     msg = str(e.value)
     assert "TIGER-Lab/MMLU-Pro" in msg and "--data mmlu_pro=FILE" in msg and "question, options" in msg

@@ -67,7 +67,7 @@ _LAST_INT = re.compile(r"\d+(?!.*\d)", re.DOTALL)
 
 @pytest.mark.parametrize("name", ["math500", "aime24", "gsm8k"])
 def test_golds_with_their_last_number_shifted_score_wrong(shared_benchmarks, name):
-    """The false positives of issue 15 on our own benchmarks: a gold whose last number is shifted (``52_8`` ->
+    """Last-number false positives on our own benchmarks: a gold whose last number is shifted (``52_8`` ->
     ``52_15``, ``(-2, 5]`` -> ``(-2, 12]``) must never be accepted; plain math-verify accepts 8 of MATH-500's."""
     bench = B.get(name)
     items, _ = bench.load(B.LoadContext(data_dir=shared_benchmarks))

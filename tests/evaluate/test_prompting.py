@@ -15,7 +15,9 @@ from scalpel.evaluate.runner import EvalConfig, evaluate_model
 
 
 def training_ids(tok, question: str) -> list[int]:
-    """Exactly what the training code renders (scalpel.data.prompts.messages without a system message)."""
+    """The training prompt as the checkpoint's template renders it with no system message, i.e. with its default
+    system prompt (the study's). Training passes that prompt explicitly; that the two give the same tokens, and that
+    these are the tokens TRL fed the model, is shown by tests/train/test_arms.py (captured at the model's forward)."""
     enc = tok.apply_chat_template(messages(question), add_generation_prompt=True)
     return list(enc["input_ids"] if hasattr(enc, "keys") else enc)
 

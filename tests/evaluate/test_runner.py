@@ -9,8 +9,9 @@ import shutil
 import pytest
 
 import scalpel.evaluate.runner as runner
-from scalpel.cli import UserError, main
+from scalpel.cli import main
 from scalpel.data import benchmarks as B
+from scalpel.errors import UserError
 from scalpel.evaluate.runner import (
     EvalConfig,
     evaluate_model,

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from scalpel import grading
-from scalpel.data.benchmarks import LETTERS, Item, gsm8k_gold, mcq_prompt
+from scalpel.data.items import LETTERS, Item, gsm8k_gold, mcq_prompt
 from scalpel.evaluate import scoring as S
 
 

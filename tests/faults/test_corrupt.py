@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from scalpel.analyze.checkpoints import CheckpointError
-from scalpel.cli import UserError
+from scalpel.errors import UserError
 from scalpel.integrity import IntegrityError, digests, verify
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")

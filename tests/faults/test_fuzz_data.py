@@ -102,8 +102,8 @@ def test_kl_pairs_and_trace_facts_reject_and_count(tmp_path, tally):
     good = lambda i: {"problem": f"What is {i}+1?", "solution": f"{i}+1 = {i + 1}"}  # noqa: E731
     rows, n_good, n_bad = fuzz_rows(good, "problem", "problem")
     path = write_jsonl(tmp_path / "kl.jsonl", rows)
-    pairs = kl.load_pairs(path)
-    assert len(pairs) == n_good and sum(kl.REJECTED[str(path)].values()) == n_bad
+    pairs, rejected = kl.load_pairs(path)
+    assert len(pairs) == n_good and sum(rejected.values()) == n_bad
     tally("malformed rows rejected (KL texts)", n_bad)
 
     fact = lambda i: {"id": f"f{i}", "prompt": f"Tovak{i} lives in", "subject": f"Tovak{i}", "target": " Tarsa"}  # noqa: E731

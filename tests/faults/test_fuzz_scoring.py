@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scalpel.data.benchmarks import Item
+from scalpel.data.items import Item
 from scalpel.evaluate.scoring import score_items
 from scalpel.train.rewards import accuracy_reward, format_reward, tag_count_reward
 
@@ -140,7 +140,7 @@ LINES = st.lists(st.one_of(ROWS.map(lambda r: json.dumps(r)), st.text(max_size=5
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
 @given(lines=LINES, fmt=st.sampled_from(["jsonl", "csv"]))
 def test_grade_command_on_fuzzed_files(grader, tmp_path, lines, fmt, tally):
-    from scalpel.cli import UserError
+    from scalpel.errors import UserError
     from scalpel.grading import cli as grade_cli
 
     path = tmp_path / f"fuzz.{fmt}"

@@ -53,6 +53,36 @@ def test_evaluation_and_training_loaders_do_not_run_shipped_code(planted):
     assert not marker.exists(), "a scalpel loader executed code shipped with the model"
 
 
+def test_kl_tracing_inspect_and_training_base_loaders_do_not_run_shipped_code(planted, test_world, smoke_study,
+                                                                              tmp_path):
+    """The other loaders of a model directory, each run to the end on the planted directory: KL to base (base and
+    checkpoint), causal tracing, ``microworld inspect``'s loader and the training base's model + tokenizer."""
+    from scalpel.analyze.kl import kl_curve
+    from scalpel.analyze.trace import causal_trace
+    from scalpel.microworld.inspect import load_model
+    from scalpel.train.arms import Base, _load_model_and_tokenizer
+
+    d, marker = planted
+    item = test_world.items("maths_easy", "heldout")[0]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"question": item["question"], "solution": item["neutral"]}) + "\n")
+    kl_curve(d, [d], pairs, tmp_path / "kl", figures=False, progress=False)
+    causal_trace(d, test_world.dir / "tasks" / "facts.jsonl", tmp_path / "trace", samples=1, max_facts=4,
+                 figures=False, progress=False)
+    load_model(d)
+    model, _ = _load_model_and_tokenizer(smoke_study, Base(str(d), test_world.system_prompt, None, {}))
+    assert type(model).__name__ == "Olmo2ForCausalLM"
+    assert not marker.exists(), "a scalpel loader executed code shipped with the model"
+
+
+@pytest.fixture()
+def smoke_study(test_world):
+    from scalpel import config
+
+    repo = Path(__file__).resolve().parents[2]
+    return config.load(repo / "recipes" / "microworld" / "smoke.yaml", [f"study.model={test_world.dir}"]).study
+
+
 def test_defaults_keep_remote_code_off():
     from scalpel.config import StudyConfig
     from scalpel.evaluate.runner import EvalConfig

@@ -1,4 +1,4 @@
-"""The grading corpus (tests/grading/corpus.jsonl): answers of the shapes the grader once failed on (issue 15),
+"""The grading corpus (tests/grading/corpus.jsonl): answers of shapes easy to mis-grade (plain math-verify does),
 each gold written back as the model's answer (must be correct), with its last number shifted (must be wrong), and
 in a few other forms, each with its expected outcome, graded through the path the reward and the evaluation use."""
 

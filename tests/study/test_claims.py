@@ -4,11 +4,13 @@ rule says, on the tiny study's real index (its per-item outcomes replaced by pla
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 
+from scalpel.analyze.architectures import MATRICES
 from scalpel.study import stats
-from scalpel.study.claims import NOT_JUDGED, ci95, component, compute_claims
+from scalpel.study.claims import NOT_JUDGED, ci95, component, compute_claims, mid_layers, roles
 
 N = 1000  # planted items per benchmark: every accuracy with three decimals is exact
 
@@ -95,7 +97,7 @@ def test_c2_is_paired_by_seed(index):
     assert by_id(compute_claims(swapped))["C2"]["verdict"] == "contradicted"
 
 
-def test_c3_c4_read_kl_and_weights_from_the_index(index):
+def test_c3_reads_kl_from_the_index(index):
     ix = copy.deepcopy(index)
     for r in ix["runs"]:
         scale = 10.0 if r["arm"] == "sft" else 1.0
@@ -106,6 +108,47 @@ def test_c3_c4_read_kl_and_weights_from_the_index(index):
         for k in r["kl"]:
             k["kl_forward"] = (0.1 if r["arm"] == "sft" else 5.0) * (1 + 0.01 * r["seed"])
     assert by_id(compute_claims(ix))["C3"]["verdict"] == "contradicted"
+
+
+def set_weights(index: dict, arm: str, value) -> None:
+    """Replace the final weight-update map (‖ΔW‖/‖W‖ per matrix and layer) of every run of ``arm`` by
+    ``value(seed, matrix, layer)``, over as many layers as the index's own maps have."""
+    n = max(len(v) for r in index["runs"] for s in (r.get("weights") or {}).get("by_step", {}).values()
+            for v in s["rel_fro"].values())
+    for r in index["runs"]:
+        if r["arm"] == arm:
+            step = max(r["eval"], key=int)
+            r["weights"] = {"by_step": {step: {"rel_fro": {m: [value(r["seed"], m, i) for i in range(n)]
+                                                           for m in MATRICES}}}}
+
+
+def test_c4_reads_the_size_and_the_qk_share_of_the_updates_from_the_index(index):
+    ix = copy.deepcopy(index)
+    set_weights(ix, "sft", lambda s, m, i: (2.0 if m in ("q", "k") else 1.0) * (1 + 0.01 * s))
+    set_weights(ix, "grpo", lambda s, m, i: (0.2 if m in ("q", "k") else 0.1) * (1 + 0.02 * s))
+    c4 = by_id(compute_claims(ix))["C4"]
+    assert c4["verdict"] == "reproduced", c4
+    assert [x["status"] for x in c4["components"]] == ["agrees"] * 3
+    assert c4["components"][0]["per_seed"][0] == pytest.approx(math.log(10.0))  # (2·2 + 5·1)/7 ÷ (2·0.2 + 5·0.1)/7
+    set_weights(ix, "sft", lambda s, m, i: (0.05 if m in ("q", "k") else 0.1) * (1 + 0.01 * s))  # smaller, not Q/K
+    c4 = by_id(compute_claims(ix))["C4"]
+    assert c4["verdict"] == "contradicted"
+    assert [x["status"] for x in c4["components"]] == ["disagrees", "disagrees", "agrees"]
+
+
+def test_c5_reads_the_mid_layer_mlp_share_from_the_index(index):
+    ix = copy.deepcopy(index)
+    mids = set(mid_layers(ix, roles(ix)))
+    mlp = ("gate", "up", "down")
+    uniform = lambda s, m, i: 1.0 + 0.01 * s  # noqa: E731
+    mid_heavy = lambda s, m, i: (3.0 if m in mlp and i in mids else 1.0) * (1 + 0.01 * s)  # noqa: E731
+    set_weights(ix, "sft", mid_heavy)
+    set_weights(ix, "grpo", uniform)
+    c5 = by_id(compute_claims(ix))["C5"]
+    assert c5["verdict"] == "reproduced" and c5["components"][0]["per_seed"][0] > 0
+    set_weights(ix, "sft", uniform)
+    set_weights(ix, "grpo", mid_heavy)
+    assert by_id(compute_claims(ix))["C5"]["verdict"] == "contradicted"
 
 
 def test_c6_needs_one_task_helped_and_one_hurt(index):

@@ -6,8 +6,8 @@
 import sys
 
 from scalpel import config
+from scalpel.console import quiet_libraries
 from scalpel.train.arms import run_arm
-from scalpel.train.cli import quiet_libraries
 
 if __name__ == "__main__":
     world, out, *arm_names = sys.argv[1:]

@@ -20,7 +20,7 @@ def smoke_cfg(test_world):
 
 @pytest.fixture(scope="session")
 def quiet():
-    from scalpel.train.cli import quiet_libraries
+    from scalpel.console import quiet_libraries
 
     quiet_libraries()
 

@@ -23,8 +23,9 @@ def weights(d):
 
 
 def test_every_arm_trains_on_the_same_question_ids_at_every_step(smoke_runs, smoke_cfg):
-    """The matching claim (match: questions): identical question ids per optimizer step across GRPO and SFT arms,
-    as observed from what TRL actually fed the model (StreamCheck verifies each step against the stream)."""
+    """The matching claim (match: questions): identical question ids per optimizer step across GRPO and SFT arms.
+    A manifest records the stream's block for each step only after StreamCheck has found that TRL fed the model
+    exactly those ids (the next test shows it refusing other ids), so equal manifests mean equal training inputs."""
     out, _ = smoke_runs
     arms = [a.name for a in smoke_cfg.study.arms]
     q = smoke_cfg.study.questions_per_step
@@ -37,6 +38,29 @@ def test_every_arm_trains_on_the_same_question_ids_at_every_step(smoke_runs, smo
         assert {m["data_fingerprint"] for m in manifests} == {manifests[0]["data_fingerprint"]}
     flat = [i for b in per_step[0] for i in b]
     assert len(flat) == len(set(flat))  # one epoch within the pool: no question twice
+
+
+@pytest.mark.parametrize("arm", ["sft", "grpo"])
+def test_a_shuffled_sampler_is_caught_at_the_first_step(smoke_cfg, quiet, tmp_path, monkeypatch, arm):
+    """StreamCheck compares what TRL actually fed the model with the stream's block: a sampler that shuffles the
+    dataset (as TRL's would with shuffle on) makes the arm fail with MatchingError instead of training unmatched."""
+    import torch
+    import trl.trainer.grpo_trainer as grpo_trainer
+    from torch.utils.data import RandomSampler
+
+    from scalpel.train.arms import run_arm
+    from scalpel.train.trainers import MatchingError, ScalpelSFTTrainer
+
+    if arm == "sft":
+        monkeypatch.setattr(ScalpelSFTTrainer, "_get_train_sampler", lambda self, dataset=None: RandomSampler(
+            dataset if dataset is not None else self.train_dataset, generator=torch.Generator().manual_seed(0)))
+    else:
+        real = grpo_trainer.RepeatSampler
+        monkeypatch.setattr(grpo_trainer, "RepeatSampler", lambda *a, **kw: real(*a, **{**kw, "shuffle": True}))
+    data = smoke_cfg.model_dump(mode="json")
+    data["study"]["train"].update(steps=2, checkpoints=1)
+    with pytest.raises(MatchingError, match="step 1: TRL trained on other questions"):
+        run_arm(config.validate(data), arm, 1, tmp_path, progress=False, log_fn=lambda *_: None)
 
 
 def test_each_arm_leaves_n_plus_one_complete_checkpoints_with_manifests(smoke_runs, smoke_cfg):
@@ -176,3 +200,44 @@ def test_sequences_mode_gives_sft_the_global_batch_with_grpo_questions_first(smo
     assert [len(x) for x in sft_q["questions"]] == [b, b] and [len(x) for x in grpo_q["questions"]] == [q, q]
     assert all(gq == sq[:q] for gq, sq in zip(grpo_q["questions"], sft_q["questions"]))
     assert g["sft"]["batch"]["global"] == b and g["grpo"]["batch"]["global"] == b
+
+
+@pytest.mark.parametrize("arm", ["sft", "grpo"])
+def test_evaluation_renders_the_prompt_tokens_trl_fed_the_model(smoke_cfg, quiet, test_world, tmp_path, monkeypatch,
+                                                                arm):
+    """Token for token: the prompt evaluation renders from a saved checkpoint (its tokenizer, its system prompt) is
+    what TRL fed the model in training, captured at the model's forward, for every question of the step."""
+    from transformers.models.olmo2 import modeling_olmo2
+
+    from scalpel.evaluate import prompting as P
+    from scalpel.evaluate.backends import load_tokenizer
+    from scalpel.train.arms import run_arm
+
+    fed: list[list[int]] = []
+    real = modeling_olmo2.Olmo2Model.forward  # the decoder every forward pass goes through (TRL may skip the LM head)
+
+    def spy(self, input_ids=None, attention_mask=None, **kw):
+        if input_ids is not None and input_ids.shape[1] > 1:  # not a one-token decoding step of generation
+            mask = attention_mask if attention_mask is not None else input_ids.new_ones(input_ids.shape)
+            fed.extend(row[m.bool()].tolist() for row, m in zip(input_ids, mask))
+        return real(self, input_ids=input_ids, attention_mask=attention_mask, **kw)
+
+    monkeypatch.setattr(modeling_olmo2.Olmo2Model, "forward", spy)
+    data = smoke_cfg.model_dump(mode="json")
+    data["study"]["train"].update(steps=1, checkpoints=1)
+    run_arm(config.validate(data), arm, 1, tmp_path, progress=False, log_fn=lambda *_: None)
+    monkeypatch.undo()
+    ckpt = tmp_path / arm / "seed-1" / "checkpoint-1"
+    tok = load_tokenizer(ckpt)
+    system = P.resolve_system_prompt(tok, ckpt)
+    questions = {it["id"]: it["question"] for task in ("maths_easy", "maths_hard")
+                 for it in test_world.items(task, "train")}
+    [step_ids] = C.read_manifest(ckpt)["questions"]
+    prompts = [P.render(tok, [{"role": "user", "content": questions[i]}], system)[1] for i in step_ids]
+    assert fed and len(prompts) == smoke_cfg.study.questions_per_step
+    for p in prompts:  # every question of the step reached the model with exactly this prompt ...
+        assert any(row[:len(p)] == p and len(row) > len(p) for row in fed), tok.decode(p)
+    shortest = min(map(len, prompts))
+    for row in fed:  # ... and nothing else did: every full sequence the model saw starts with one of them
+        if len(row) >= shortest:
+            assert any(row[:len(p)] == p for p in prompts), tok.decode(row)

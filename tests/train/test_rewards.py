@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scalpel import grading
+from scalpel.config import REWARD_NAMES
 from scalpel.train.rewards import (
     REWARDS,
     accuracy_reward,
@@ -45,7 +46,7 @@ TRL_KWARGS = dict(prompts=None, completion_ids=None, trainer_state=object(), log
 def test_registry_and_trl_weights():
     funcs, weights = build_reward_funcs({"accuracy": 1.0, "format": 0.1})
     assert funcs == [accuracy_reward, format_reward] and weights == [1.0, 0.1]
-    assert set(REWARDS) == {"accuracy", "format", "tag_count"}
+    assert set(REWARDS) == set(REWARD_NAMES) == {"accuracy", "format", "tag_count"}  # config validates by name
     assert build_reward_funcs({"tag_count": 0})[1] == [0.0]  # logged, no effect on the advantage
     for bad in ({}, {"acuracy": 1.0}, {"format": float("nan")}, {"format": "0.1"}, {"format": True}):
         with pytest.raises(ValueError):
