@@ -320,7 +320,7 @@ def _run_jobs(cfg_json: dict, ctx: Context, jobs: list[Job], done: set[str], wor
                     done.add(j.name)
                     view.measured.setdefault(j.kind, []).append(seconds)
                     view.event(f"{j.name} done in {seconds:.0f} s")
-                    if j.kind == "trace":
+                    if j.kind == "trace" and result.get("layers") is not None:
                         _traced_arms_ready(out, todo, done, cfg_json, result["layers"], view)
                 else:
                     failed[j.name] = error

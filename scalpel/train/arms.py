@@ -74,7 +74,10 @@ def resolve_base(cfg: Config, log_fn=print, progress: bool = False) -> Base:
                 desc.update(checkpoint_of={k: prior.get(k) for k in ("study", "arm", "seed", "step")})
                 desc["system_prompt"] = prior.get("system_prompt")
     elif study.model.count("/") == 1 and not study.model.startswith((".", "/", "~")):
-        model_path, desc = study.model, {"kind": "hub", "id": study.model}
+        from scalpel.hub import local_model  # the hub cache's snapshot: every job then reads one local directory
+
+        model_path = str(local_model(study.model, trust_remote_code=study.trust_remote_code))
+        desc = {"kind": "hub", "id": study.model, "snapshot": Path(model_path).name}
     else:
         raise ConfigError(f"study.model: {study.model!r} is not 'microworld', an existing directory, or a hub id "
                           "(owner/name)")
