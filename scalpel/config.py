@@ -214,7 +214,12 @@ class StudyTrainConfig(Section):
                              "step. A checkpoint-0 (the starting weights) is saved too: N + 1 in all.")
     max_length: int = Field(4096, ge=16, description="Longest SFT sequence (prompt + target tokens). A longer "
                             "example is an error, never a silent truncation or drop (either would break matching).")
-    dtype: Literal["float32", "bfloat16"] = Field("float32", description="Training dtype (bf16 needs a GPU).")
+    dtype: Literal["float32", "bfloat16", "pure-bfloat16"] = Field(
+        "float32", description="Training precision. float32: everything in fp32 (the CPU default). bfloat16: mixed "
+        "precision, fp32 master weights and AdamW state with the forward and backward in bf16 autocast (DeepSpeed "
+        "bf16 does the same: the paper's set-up). pure-bfloat16: the weights themselves are bf16 and AdamW updates "
+        "them directly: half the weight memory, but an update below a weight's bf16 resolution (2^-8 of it) "
+        "rounds to nothing, so a small lr mostly does not train (warned when used).")
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory (the paper: on).")
     liger_kernel: bool = Field(False, description="Liger fused kernels (GPU only; the paper: on).")
     threads: int = Field(1, ge=1, le=256, description="torch threads per process on CPU (1 is fastest when cores "
