@@ -225,6 +225,10 @@ class StudyTrainConfig(Section):
     threads: int = Field(1, ge=1, le=256, description="torch threads per process on CPU (1 is fastest when cores "
                          "are shared: a 2-thread process ran ~15x slower beside another busy process).")
     logging_steps: int = Field(1, ge=1, description="Log metrics every this many steps (health guards need 1).")
+    report_to: Literal["none", "wandb", "trackio", "tensorboard"] = Field(
+        "none", description="Where TRL also reports the training metrics, live (passed as TrainingArguments."
+        "report_to; wandb/trackio read their usual environment variables, e.g. WANDB_PROJECT). scalpel's own "
+        "log.jsonl is written either way. Changes no result: not part of any run's key.")
     keep_optimizer_state: Literal["last", "all"] = Field(
         "last", description="Which checkpoints keep the optimizer/scheduler/RNG state needed to resume: only the "
         "latest (older ones keep weights, tokenizer and manifest) or all of them.")

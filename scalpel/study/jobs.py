@@ -53,7 +53,7 @@ class Job:
         drop = {"workers"} | {"train": {"eval", "analysis"}, "kl": {"eval"}, "weights": {"eval"},
                               "trace": {"eval"}}.get(self.kind, {"analysis"})
         study = {k: v for k, v in cfg_json["study"].items() if k not in drop}
-        study["train"] = {k: v for k, v in study["train"].items() if k != "threads"}
+        study["train"] = {k: v for k, v in study["train"].items() if k not in ("threads", "report_to")}
         blob = {"job": asdict(self), "study": study, "microworld": cfg_json.get("microworld")}
         return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
 

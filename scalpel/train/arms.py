@@ -202,7 +202,7 @@ def arm_fingerprint(cfg: Config, arm: ArmConfig) -> str:
     study = cfg.study.model_dump(mode="json")
     for k in ("name", "arms", "seeds", "health", "eval", "analysis", "workers"):
         study.pop(k)
-    for k in ("threads", "per_device_batch", "logging_steps", "keep_optimizer_state"):
+    for k in ("threads", "per_device_batch", "logging_steps", "keep_optimizer_state", "report_to"):
         study["train"].pop(k)
     blob = {"study": study, "arm": arm.model_dump(mode="json")}
     if cfg.study.model == "microworld" or cfg.study.data.source == "microworld":
@@ -311,7 +311,7 @@ def _common_args(study: StudyConfig, arm: ArmConfig, seed: int, run_dir: Path, p
         use_cpu=not _is_cuda(), bf16=t.dtype != "float32", fp16=False,
         activation_checkpointing=t.gradient_checkpointing, **({"use_liger_kernel": True} if t.liger_kernel else {}),
         logging_steps=t.logging_steps, save_strategy="steps", save_steps=total, save_only_model=False,
-        report_to="none", disable_tqdm=not progress, dataloader_num_workers=0, ignore_data_skip=False,
+        report_to=t.report_to, disable_tqdm=not progress, dataloader_num_workers=0, ignore_data_skip=False,
         remove_unused_columns=True if arm.algorithm == "sft" else False,
     )
 
