@@ -9,8 +9,9 @@ this on every CI run. Resolution uses uv (``uv pip compile``), which reads wheel
     python requirements/resolve.py --update   # rewrite requirements/gpu.txt, the GPU lock `make install-gpu` uses
 
 Sets: CPU = ``.[test]`` (the pins in pyproject.toml); GPU = ``.[gpu]`` constrained by ``requirements/gpu.txt``;
-both resolved for linux x86_64 (manylinux_2_28, what vLLM ships wheels for). The GPU check also fails when the lock does not pin
-every package of the set, or when the resolved vLLM is outside the range TRL declares in its ``vllm`` extra.
+both resolved for linux x86_64 (manylinux_2_28, what vLLM ships wheels for). The GPU check also fails when the
+lock does not pin every package of the set, or when the resolved vLLM is outside the range TRL declares in its
+``vllm`` extra.
 Exit status: 0 resolved, 1 a set does not resolve (the resolver's explanation is printed), 3 the index is
 unreachable (the test skips), 4 uv is missing.
 """
@@ -169,9 +170,10 @@ def update_lock(project: Path = REPO, lock: Path = GPU_LOCK) -> None:
     body.close()
     compile_set(project, "gpu", python, universal=True, output=Path(body.name))
     header = ("# The GPU dependency set: pip install -e \".[gpu]\" -c requirements/gpu.txt (make install-gpu).\n"
-              f"# Resolved by `python requirements/resolve.py --update` (uv pip compile --universal, Python >= {python})."
-              "\n# Checked for every claimed Python by tests/test_dependency_sets.py. Not "
-              "installed on any machine of ours yet.\n")
+              "# Resolved by `python requirements/resolve.py --update` "
+              f"(uv pip compile --universal, Python >= {python}).\n"
+              "# Checked for every claimed Python by tests/test_dependency_sets.py. Not installed on any machine of "
+              "ours yet.\n")
     lock.write_text(header + Path(body.name).read_text())
     os.unlink(body.name)
 

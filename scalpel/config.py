@@ -199,8 +199,10 @@ class StudyTrainConfig(Section):
 
     steps: int = Field(ge=1, description="Optimizer steps of a 1-epoch arm (the paper: 571).")
     global_batch: int = Field(
-        ge=1, description="GRPO completions per optimizer step over all processes (the paper: 16 per device x 4 "
-        "accumulation x 7 GPUs = 112). Questions per step = global_batch / grpo.num_generations.")
+        ge=1, description="GRPO completions per optimizer step over all processes (the paper's text: 112 = 4 "
+        "questions x 28; Figure 15's 16 per device x 4 accumulation x 7 GPUs read the way TRL does would be 448). "
+        "Questions per step = global_batch / grpo.num_generations; per_device_batch and the process count only "
+        "decide the accumulation.")
     per_device_batch: int | None = Field(
         None, ge=1, description="Largest micro-batch (completions or sequences) one process runs at once; gradient "
         "accumulation makes up the rest. None: no accumulation. Changes speed and memory, never the maths.")
