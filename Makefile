@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS = 1
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: install browser test demo clean
+.PHONY: install install-gpu lock-gpu check-deps browser test demo clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,18 @@ $(STAMP): pyproject.toml | $(PY)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The GPU set (vLLM 0.31 + DeepSpeed; transformers 5.17.0, see pyproject.toml), pinned by requirements/gpu.txt.
+# For a GPU node; never run on our machines (no GPU). `make check-deps` resolves it without installing.
+install-gpu: | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install -e ".[gpu,test]" -c requirements/gpu.txt
+
+lock-gpu: install
+	$(PY) requirements/resolve.py --update
+
+check-deps: install
+	$(PY) requirements/resolve.py
 
 # The report test renders the study report in Debian's headless chromium; install it when we can (root + apt).
 browser:

@@ -198,8 +198,10 @@ class StudyTrainConfig(Section):
 
     steps: int = Field(ge=1, description="Optimizer steps of a 1-epoch arm (the paper: 571).")
     global_batch: int = Field(
-        ge=1, description="GRPO completions per optimizer step over all processes (the paper: 16 per device x 4 "
-        "accumulation x 7 GPUs = 112). Questions per step = global_batch / grpo.num_generations.")
+        ge=1, description="GRPO completions per optimizer step over all processes (the paper's text: 112 = 4 "
+        "questions x 28; Figure 15's 16 per device x 4 accumulation x 7 GPUs read the way TRL does would be 448). "
+        "Questions per step = global_batch / grpo.num_generations; per_device_batch and the process count only "
+        "decide the accumulation.")
     per_device_batch: int | None = Field(
         None, ge=1, description="Largest micro-batch (completions or sequences) one process runs at once; gradient "
         "accumulation makes up the rest. None: no accumulation. Changes speed and memory, never the maths.")
@@ -213,12 +215,21 @@ class StudyTrainConfig(Section):
                              "step. A checkpoint-0 (the starting weights) is saved too: N + 1 in all.")
     max_length: int = Field(4096, ge=16, description="Longest SFT sequence (prompt + target tokens). A longer "
                             "example is an error, never a silent truncation or drop (either would break matching).")
-    dtype: Literal["float32", "bfloat16"] = Field("float32", description="Training dtype (bf16 needs a GPU).")
+    dtype: Literal["float32", "bfloat16", "pure-bfloat16"] = Field(
+        "float32", description="Training precision. float32: everything in fp32 (the CPU default). bfloat16: mixed "
+        "precision, fp32 master weights and AdamW state with the forward and backward in bf16 autocast (DeepSpeed "
+        "bf16 does the same: the paper's set-up). pure-bfloat16: the weights themselves are bf16 and AdamW updates "
+        "them directly: half the weight memory, but an update below a weight's bf16 resolution (2^-8 of it) "
+        "rounds to nothing, so a small lr mostly does not train (warned when used).")
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory (the paper: on).")
     liger_kernel: bool = Field(False, description="Liger fused kernels (GPU only; the paper: on).")
     threads: int = Field(1, ge=1, le=256, description="torch threads per process on CPU (1 is fastest when cores "
                          "are shared; see README, Development).")
     logging_steps: int = Field(1, ge=1, description="Log metrics every this many steps (health guards need 1).")
+    report_to: Literal["none", "wandb", "trackio", "tensorboard"] = Field(
+        "none", description="Where TRL also reports the training metrics, live (passed as TrainingArguments."
+        "report_to; wandb/trackio read their usual environment variables, e.g. WANDB_PROJECT). scalpel's own "
+        "log.jsonl is written either way. Changes no result: not part of any run's key.")
     keep_optimizer_state: Literal["last", "all"] = Field(
         "last", description="Which checkpoints keep the optimizer/scheduler/RNG state needed to resume: only the "
         "latest (older ones keep weights, tokenizer and manifest) or all of them.")

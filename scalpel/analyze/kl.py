@@ -41,6 +41,7 @@ from scalpel.errors import UserError
 from scalpel.data import rows as rows_mod
 from scalpel.data.files import default_data_dir, read_table
 from scalpel.data.sources import MATH500
+from scalpel.hub import local_model
 from scalpel.integrity import verify
 
 log = logging.getLogger(__name__)
@@ -303,6 +304,7 @@ def kl_curve(base: str | Path, checkpoints: list[str | Path], data: str | Path, 
     if threads:
         torch.set_num_threads(threads)
     out_dir = Path(out_dir)
+    base = local_model(base)
     refs = describe(checkpoints, labels)
     for path in [base] + [r.path for r in refs]:
         verify(path, tokenizer=False)

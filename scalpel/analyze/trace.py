@@ -41,6 +41,7 @@ from scalpel.analyze import plots
 from scalpel.analyze.architectures import Architecture, for_model, selector
 from scalpel.errors import UserError
 from scalpel.data import rows as rows_mod
+from scalpel.hub import local_model
 from scalpel.integrity import verify
 
 log = logging.getLogger(__name__)
@@ -320,6 +321,7 @@ def causal_trace(model_dir: str | Path, facts: str | Path | list[Fact], out_dir:
         torch.set_num_threads(threads)
     out_dir = Path(out_dir)
     fact_list = facts if isinstance(facts, list) else load_facts(facts)
+    model_dir = local_model(model_dir)  # a hub id: its cached snapshot
     verify(model_dir)
     model = load_model(model_dir)
     tok = AutoTokenizer.from_pretrained(str(model_dir))

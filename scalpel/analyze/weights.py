@@ -40,6 +40,7 @@ from scalpel.analyze.spectrum import (
     spectrum_stats,
     top_directions,
 )
+from scalpel.hub import local_model
 from scalpel.integrity import verify
 
 BF16_RTOL = 2.0 ** -8
@@ -139,6 +140,7 @@ def analyze_weights(base: str | Path, checkpoints: list[str | Path], out_dir: st
     if fmt not in ("csv", "jsonl"):
         raise ValueError(f"fmt must be csv or jsonl, not {fmt!r}")
     kernels.set_threads(threads)
+    base = local_model(base)  # a hub id: its cached snapshot
     refs = describe(checkpoints, labels)
     for path in [base] + [r.path for r in refs]:
         verify(path, tokenizer=False)

@@ -10,18 +10,13 @@ never loaded: ``use_safetensors=True``), a tokenizer must be there, and ``trust_
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from scalpel.cli import UserError
+from scalpel.errors import UserError
 from scalpel.evaluate.generate import Completion, generate
+from scalpel.hub import is_hub_id
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.pth", "tf_model.h5")
-
-
-def is_hub_id(model: str | Path) -> bool:
-    return not Path(model).exists() and bool(_HUB_ID.match(str(model)))
 
 
 def check_model_dir(model: str | Path) -> None:

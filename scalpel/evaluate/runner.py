@@ -40,6 +40,7 @@ from scalpel.evaluate.backends import (
     load_tokenizer,
     make_backend,
 )
+from scalpel.hub import local_model
 from scalpel.safetensors import weight_files
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,7 @@ def evaluate_model(model: str | Path, out_dir: str | Path, cfg: EvalConfig | Non
     cfg = cfg or EvalConfig()
     out_dir = Path(out_dir)
     name = name or Path(str(model)).name
+    model = local_model(model, trust_remote_code=cfg.trust_remote_code)  # a hub id: its cached snapshot
     check_model_dir(model)  # 1. fail fast on a bad model dir
     benches = cfg.benchmark_list()  # 2. unknown benchmark names
     if cfg.samples < 1:

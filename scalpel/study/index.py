@@ -206,7 +206,7 @@ def build_index(out: Path, cfg: Config, ctx: Context, jobs: list[Job], done: set
                  "passk": _eval_summaries(eval_dir(out, "passk"), in_domain),
                  "samples": _samples(eval_dir(out, "eval"), benches)},
         "runs": runs,
-        "analysis": {"trace": None if trace is None else {
+        "analysis": {"trace": _json(out / "analysis" / "trace" / "skipped.json") if trace is None else {
             "path": "analysis/trace/trace.json", "n_known": trace["n_known"], "n_facts": trace["n_facts"],
             "p_clean_mean": trace["p_clean_mean"], "p_corrupted_mean": trace["p_corrupted_mean"],
             "aie": trace["aie"], "selector": trace["selector"],

@@ -29,6 +29,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from scalpel import atomic
 from scalpel.config import Config, StudyConfig
 
 KINDS = ("train", "eval", "passk", "kl", "weights", "trace")
@@ -52,7 +53,7 @@ class Job:
         drop = {"workers"} | {"train": {"eval", "analysis"}, "kl": {"eval"}, "weights": {"eval"},
                               "trace": {"eval"}}.get(self.kind, {"analysis"})
         study = {k: v for k, v in cfg_json["study"].items() if k not in drop}
-        study["train"] = {k: v for k, v in study["train"].items() if k != "threads"}
+        study["train"] = {k: v for k, v in study["train"].items() if k not in ("threads", "report_to")}
         blob = {"job": asdict(self), "study": study, "microworld": cfg_json.get("microworld")}
         return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -149,6 +150,11 @@ def check_tracing(study: StudyConfig, world: str | None) -> None:
     if not Path(facts).expanduser().exists():
         raise ConfigError(f"study.analysis.trace_facts: {facts} does not exist (arms {traced} need it: their "
                           f"'@traced' layers come from causal tracing of the base on these facts)")
+
+
+def trace_skip_reason(study: StudyConfig) -> str:
+    return (f"no facts file for the base {study.model!r} (study.analysis.trace_facts; ROME's known_1000.json has the "
+            "paper's facts), and no arm freezes traced layers")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -249,9 +255,11 @@ def run_job(ctx: Context, job: Job, log=print) -> dict:
 
         a = ctx.study.analysis
         facts = a.trace_facts or (str(Path(ctx.world) / "tasks" / "facts.jsonl") if ctx.world else None)
-        if facts is None:
-            raise ValueError("study.analysis.trace_facts: give a ROME known_1000.json for a non-micro-world base "
-                             "(or set study.analysis.trace: false)")
+        if facts is None:  # a real model and no facts file: nothing to trace (check_tracing: no arm needs it)
+            reason = trace_skip_reason(ctx.study)
+            atomic.write_json(ctx.out / "analysis" / "trace" / "skipped.json", {"reason": reason})
+            log(f"{job.name}: skipped: {reason}")
+            return {"skipped": reason}
         path = causal_trace(ctx.base_model, facts, ctx.out / "analysis" / "trace", samples=a.trace_samples,
                             max_facts=a.trace_max_facts, threshold=a.trace_threshold,
                             threads=ctx.study.train.threads, figures=True, progress=False)

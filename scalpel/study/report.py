@@ -224,7 +224,9 @@ def write_report(out: Path, index: dict) -> Path:
                    if len(freeze_arms) > 1 else None, "freezing")]
     tr = index["analysis"].get("trace")
     parts.append("<h2>Figure 12 analogue: causal tracing of fact recall (base model)</h2>")
-    if tr:
+    if tr and "reason" in tr:
+        parts.append(f"<p class='note'>causal tracing skipped: {esc(tr['reason'])}.</p>")
+    elif tr:
         for f in tr.get("figures", []):
             p = out / f
             if p.is_file():

@@ -33,7 +33,8 @@ from scalpel.study.jobs import KINDS, Context, Job, check_tracing, plan, run_job
 # Rough seconds per job before any has finished (replaced by measured means as jobs complete).
 PRIOR_SECONDS = {"train": 40.0, "eval": 30.0, "passk": 20.0, "kl": 10.0, "weights": 5.0, "trace": 20.0}
 # Changing these in a study directory is fine: evaluation / analysis jobs are keyed by their own settings and rerun.
-IGNORED_FOR_RESUME = (("study", "workers"), ("study", "train", "threads"), ("study", "eval"), ("study", "analysis"))
+IGNORED_FOR_RESUME = (("study", "workers"), ("study", "train", "threads"), ("study", "train", "report_to"),
+                      ("study", "eval"), ("study", "analysis"))
 
 
 class StudyFailed(RuntimeError):
@@ -320,7 +321,7 @@ def _run_jobs(cfg_json: dict, ctx: Context, jobs: list[Job], done: set[str], wor
                     done.add(j.name)
                     view.measured.setdefault(j.kind, []).append(seconds)
                     view.event(f"{j.name} done in {seconds:.0f} s")
-                    if j.kind == "trace":
+                    if j.kind == "trace" and result.get("layers") is not None:
                         _traced_arms_ready(out, todo, done, cfg_json, result["layers"], view)
                 else:
                     failed[j.name] = error

@@ -28,6 +28,10 @@ from scalpel.train import checkpoints as C
 from scalpel.train.stream import Question, QuestionStream
 
 MICROWORLD_TASKS = {"k12": "maths_easy", "olympiad": "maths_hard"}
+PURE_BF16_WARNING = ("study.train.dtype = pure-bfloat16: AdamW updates bf16 weights directly, so an update smaller "
+                     "than about 2^-8 of a weight rounds to nothing (one step at lr 1e-6 on a bf16 matrix of scale "
+                     "0.02 changes about 2 % of its entries); use dtype: bfloat16 (fp32 master weights) unless "
+                     "this is what you study")
 
 
 class UnhealthyRun(RuntimeError):
@@ -74,7 +78,10 @@ def resolve_base(cfg: Config, log_fn=print, progress: bool = False) -> Base:
                 desc.update(checkpoint_of={k: prior.get(k) for k in ("study", "arm", "seed", "step")})
                 desc["system_prompt"] = prior.get("system_prompt")
     elif study.model.count("/") == 1 and not study.model.startswith((".", "/", "~")):
-        model_path, desc = study.model, {"kind": "hub", "id": study.model}
+        from scalpel.hub import local_model  # the hub cache's snapshot: every job then reads one local directory
+
+        model_path = str(local_model(study.model, trust_remote_code=study.trust_remote_code))
+        desc = {"kind": "hub", "id": study.model, "snapshot": Path(model_path).name}
     else:
         raise ConfigError(f"study.model: {study.model!r} is not 'microworld', an existing directory, or a hub id "
                           "(owner/name)")
@@ -196,7 +203,7 @@ def arm_fingerprint(cfg: Config, arm: ArmConfig) -> str:
     study = cfg.study.model_dump(mode="json")
     for k in ("name", "arms", "seeds", "health", "eval", "analysis", "workers"):
         study.pop(k)
-    for k in ("threads", "per_device_batch", "logging_steps", "keep_optimizer_state"):
+    for k in ("threads", "per_device_batch", "logging_steps", "keep_optimizer_state", "report_to"):
         study["train"].pop(k)
     blob = {"study": study, "arm": arm.model_dump(mode="json", exclude={"evaluate"})}
     if cfg.study.model == "microworld" or cfg.study.data.source == "microworld":
@@ -285,7 +292,8 @@ def _load_model_and_tokenizer(study: StudyConfig, base: Base):
     tok.padding_side = "left"
     if tok.pad_token is None:
         raise ConfigError(f"study.model: the tokenizer of {base.model_path} has no pad token")
-    dtype = torch.bfloat16 if study.train.dtype == "bfloat16" else torch.float32
+    # fp32 master weights unless pure bf16 is asked for: `bf16` autocast (TrainingArguments) does the bf16 compute
+    dtype = torch.bfloat16 if study.train.dtype == "pure-bfloat16" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(base.model_path, dtype=dtype,
                                                  trust_remote_code=study.trust_remote_code)
     for c in (model.config, model.generation_config):
@@ -301,10 +309,10 @@ def _common_args(study: StudyConfig, arm: ArmConfig, seed: int, run_dir: Path, p
         max_steps=total, num_train_epochs=1, learning_rate=arm.lr, lr_scheduler_type=t.lr_scheduler,
         warmup_steps=math.ceil(t.warmup_ratio * total), max_grad_norm=t.max_grad_norm, weight_decay=t.weight_decay,
         per_device_train_batch_size=plan.per_device, gradient_accumulation_steps=plan.accumulation,
-        use_cpu=not _is_cuda(), bf16=t.dtype == "bfloat16", fp16=False,
+        use_cpu=not _is_cuda(), bf16=t.dtype != "float32", fp16=False,
         activation_checkpointing=t.gradient_checkpointing, **({"use_liger_kernel": True} if t.liger_kernel else {}),
         logging_steps=t.logging_steps, save_strategy="steps", save_steps=total, save_only_model=False,
-        report_to="none", disable_tqdm=not progress, dataloader_num_workers=0, ignore_data_skip=False,
+        report_to=t.report_to, disable_tqdm=not progress, dataloader_num_workers=0, ignore_data_skip=False,
         remove_unused_columns=True if arm.algorithm == "sft" else False,
     )
 
@@ -345,6 +353,8 @@ def run_arm(cfg: Config, arm_name: str, seed: int | None = None, out: str | Path
 
     base = resolve_base(cfg, say)
     preflight(cfg, state.num_processes, base)
+    if study.train.dtype == "pure-bfloat16":
+        say(f"warning: {PURE_BF16_WARNING}")
     plan = batch_plan(study, arm, state.num_processes)
     run_dir = Path(out if out is not None else Path("runs") / study.name) / arm.name / f"seed-{seed}"
     total = study.train.steps * arm.epochs

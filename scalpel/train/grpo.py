@@ -27,14 +27,19 @@ def rows(run) -> list[dict]:
 
 
 def config(run, common: dict) -> GRPOConfig:
-    g = run.study.grpo
+    return GRPOConfig(**config_kwargs(run.study, common))
+
+
+def config_kwargs(study, common: dict) -> dict:
+    """What scalpel passes to ``GRPOConfig`` (also printed by ``scalpel study --plan``)."""
+    g = study.grpo
     vllm = {}
     if g.generation != "hf":
         vllm = {"use_vllm": True, "vllm_mode": "server" if g.generation == "vllm-server" else "colocate",
                 "vllm_server_host": g.vllm_server_host, "vllm_server_port": g.vllm_server_port,
                 "vllm_gpu_memory_utilization": g.vllm_gpu_memory_utilization}
     _, weights = build_reward_funcs(g.rewards)
-    return GRPOConfig(
+    return dict(
         **common,
         num_generations=g.num_generations,
         max_completion_length=g.max_completion_length,

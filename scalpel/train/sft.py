@@ -46,8 +46,13 @@ def check_lengths(run, tokenizer) -> int:
 
 
 def config(run, common: dict) -> SFTConfig:
-    return SFTConfig(**common, max_length=None, packing=False, shuffle_dataset=False, completion_only_loss=True,
-                     dataset_num_proc=None)
+    return SFTConfig(**config_kwargs(run.study, common))
+
+
+def config_kwargs(study, common: dict) -> dict:
+    """What scalpel passes to ``SFTConfig`` (also printed by ``scalpel study --plan``)."""
+    return dict(**common, max_length=None, packing=False, shuffle_dataset=False, completion_only_loss=True,
+                dataset_num_proc=None)
 
 
 def trainer(run, model, tokenizer, args: SFTConfig, callbacks: list) -> ScalpelSFTTrainer:
