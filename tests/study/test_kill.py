@@ -87,18 +87,24 @@ def test_the_network_blocker_blocks(tmp_path):
 
 def test_kill_9_then_rerun_equals_an_uninterrupted_study(finished_study, study_file, tmp_path, tally):
     reference = json.loads((finished_study / "index.json").read_text())["timings"]["phases"]["jobs (wall)"]
-    rng = random.Random(int(os.environ.get("SCALPEL_KILL_SEED", time.time_ns() % 10**6)))
-    delay = rng.uniform(4.0, max(5.0, 0.8 * reference))
+    seed = int(os.environ.get("SCALPEL_KILL_SEED", "0")) or random.SystemRandom().randrange(1, 10**6)
+    delay = random.Random(seed).uniform(0.0, 0.8 * reference)
     out = tmp_path / "killed"
     env, net_log = offline_env(tmp_path)
     cmd = [sys.executable, "-m", "scalpel.cli", "study", str(study_file), "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    while proc.poll() is None and not (out / "config.json").is_file():  # the study has begun: its config recorded
+        time.sleep(0.02)
     time.sleep(delay)
+    running = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert running and not (out / "index.json").exists(), \
+        f"kill seed {seed}: the study ended before the kill ({delay:.1f} s after it began): no kill was tested"
     done_before = {p.name: p.stat().st_mtime_ns for p in (out / ".done").glob("*.json")} \
         if (out / ".done").is_dir() else {}
-    print(f"killed after {delay:.1f} s (reference jobs took {reference:.0f} s) with {len(done_before)} jobs done")
+    print(f"kill seed {seed} (SCALPEL_KILL_SEED): killed {delay:.1f} s after the study began (reference jobs took "
+          f"{reference:.0f} s) with {len(done_before)} jobs done")
     time.sleep(1.0)  # workers die with the study (PR_SET_PDEATHSIG); give the kernel a moment
     rerun = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
