@@ -64,7 +64,7 @@ def test_per_method_recipes_differ_only_in_their_arm():
 def test_microworld_recipes_resolve_with_the_issue_arms(name):
     s = config.load(RECIPES / "microworld" / name).study
     assert {"grpo", "sft", "sft-freeze-mlp", "sft-qk-only"} <= {a.name for a in s.arms}
-    assert s.data.source == "microworld" and s.match == "questions"
+    assert s.data.source == "microworld" and s.match == {"study.yaml": "sequences", "smoke.yaml": "questions"}[name]
 
 
 @pytest.mark.parametrize(
