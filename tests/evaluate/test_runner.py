@@ -11,6 +11,7 @@ import pytest
 import scalpel.evaluate.runner as runner
 from scalpel.cli import main
 from scalpel.data import benchmarks as B
+from scalpel.data import loaders
 from scalpel.errors import UserError
 from scalpel.evaluate.runner import (
     EvalConfig,
@@ -95,7 +96,7 @@ def test_rows_without_usable_gold_are_skipped_and_counted(test_world, tmp_path):
 
 def test_model_dir_without_weights_fails_before_generation(test_world, tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "make_backend", _no_backend)
-    monkeypatch.setattr(B, "read_source", lambda *a, **k: pytest.fail("data loaded before the model was checked"))
+    monkeypatch.setattr(loaders, "read_source", lambda *a, **k: pytest.fail("data loaded before the model was checked"))
     broken = tmp_path / "ckpt"
     shutil.copytree(test_world.model_dir, broken)
     (broken / "model.safetensors").unlink()
