@@ -301,16 +301,26 @@ def _load_model_and_tokenizer(study: StudyConfig, base: Base):
     return model, tok
 
 
+def _checkpointing_field() -> str:
+    """transformers 5.23 (CPU set) renamed gradient_checkpointing to activation_checkpointing; 5.17 (GPU set, what
+    vLLM 0.31 allows) has only the old name."""
+    from transformers import TrainingArguments
+
+    fields = TrainingArguments.__dataclass_fields__
+    return "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+
+
 def _common_args(study: StudyConfig, arm: ArmConfig, seed: int, run_dir: Path, plan: BatchPlan, total: int,
                  progress: bool) -> dict:
     t = study.train
+    checkpointing = _checkpointing_field()
     return dict(
         output_dir=str(run_dir), seed=seed, data_seed=seed,
         max_steps=total, num_train_epochs=1, learning_rate=arm.lr, lr_scheduler_type=t.lr_scheduler,
         warmup_steps=math.ceil(t.warmup_ratio * total), max_grad_norm=t.max_grad_norm, weight_decay=t.weight_decay,
         per_device_train_batch_size=plan.per_device, gradient_accumulation_steps=plan.accumulation,
         use_cpu=not _is_cuda(), bf16=t.dtype != "float32", fp16=False,
-        activation_checkpointing=t.gradient_checkpointing, **({"use_liger_kernel": True} if t.liger_kernel else {}),
+        **{checkpointing: t.gradient_checkpointing}, **({"use_liger_kernel": True} if t.liger_kernel else {}),
         logging_steps=t.logging_steps, save_strategy="steps", save_steps=total, save_only_model=False,
         report_to=t.report_to, disable_tqdm=not progress, dataloader_num_workers=0, ignore_data_skip=False,
         remove_unused_columns=True if arm.algorithm == "sft" else False,
