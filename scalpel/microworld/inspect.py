@@ -43,8 +43,8 @@ def evaluate_base(world, model=None, tokenizer=None, progress: bool = False, lim
     results = {}
     for task in HELDOUT_TASKS:
         items = world.items(task, "heldout")[:limit]
-        prompts = [tokenizer.apply_chat_template(messages(it["question"], world.system_prompt, it.get("shots") or ()), tokenize=False,
-                                                 add_generation_prompt=True) for it in items]
+        prompts = [tokenizer.apply_chat_template(messages(it["question"], world.system_prompt, it.get("shots") or ()),
+                                                 tokenize=False, add_generation_prompt=True) for it in items]
         outs = generate(model, tokenizer, prompts, max_new_tokens=MAX_NEW_TOKENS[task], stop=["</answer>"],
                         batch_size=256, progress=progress)
         per_item = [answer_is_correct(it, o.text) for it, o in zip(items, outs)]

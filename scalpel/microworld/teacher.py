@@ -5,8 +5,8 @@ The analogue of R1 traces in OpenR1-Math. The base model writes a problem's whol
 pass; the teacher decomposes every problem into labelled steps, one operation each, and checks the last step by
 its inverse. Learning these traces therefore adds capability (multi-step problems become a chain of single
 operations the base can already do) as well as a new style — which is what makes SFT both useful in-domain and
-the "hammer" elsewhere. The traces stay short (57 tokens for two steps, 73 for three, format tags included) so a tiny model can learn
-them.
+the "hammer" elsewhere. The traces stay short (57 tokens for two steps, 73 for three, format tags included) so a
+tiny model can learn them.
 """
 
 from __future__ import annotations
