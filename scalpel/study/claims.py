@@ -194,12 +194,17 @@ def roles(index: dict) -> dict[str, str | None]:
             str(s).startswith("mlp@") for s in (a["freeze"].get("freeze") or []))),
         "sft_qk_only": first(lambda a: a["algorithm"] == "sft" and a.get("freeze") and sorted(
             a["freeze"].get("train_only") or []) == ["k_proj", "q_proj"]),
-        # C8 compares GRPO on each tier alone; an index without train_tiers predates mixed-tier arms (plain = k12)
-        "grpo_easy": first(lambda a: a["algorithm"] == "grpo" and not a.get("freeze")
-                           and (a.get("train_tiers") or a.get("tiers") or ["k12"]) == ["k12"]),
+        # C8 compares GRPO on each tier alone
+        "grpo_easy": first(lambda a: a["algorithm"] == "grpo" and not a.get("freeze") and _trained_tiers(a) == ["k12"]),
         "grpo_hard": first(lambda a: a["algorithm"] == "grpo" and not a.get("freeze")
-                           and (a.get("tiers") or a.get("train_tiers") or []) == ["olympiad"]),
+                           and _trained_tiers(a) == ["olympiad"]),
     }
+
+
+def _trained_tiers(arm: dict) -> list[str]:
+    """The maths tiers an index arm trained on; an index without ``train_tiers`` predates mixed-tier arms, whose
+    plain arms trained on k12."""
+    return arm.get("train_tiers") or arm.get("tiers") or ["k12"]
 
 
 def _runs(index: dict, arm: str | None) -> dict[int, dict]:

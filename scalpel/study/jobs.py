@@ -116,9 +116,9 @@ def plan(cfg: Config) -> list[Job]:
                                     study.eval.checkpoints)
             if arm.evaluate:
                 jobs.append(Job("eval", f"eval-{tag}", {**run, "steps": steps}, (train,)))
-            if arm.evaluate and study.eval.passk_samples > 1 and (study.eval.passk_arms is None
-                                                                   or arm.name in study.eval.passk_arms):
-                jobs.append(Job("passk", f"passk-{tag}", {**run, "steps": steps[-1:]}, (train,)))
+                passk_arms = study.eval.passk_arms
+                if study.eval.passk_samples > 1 and (passk_arms is None or arm.name in passk_arms):
+                    jobs.append(Job("passk", f"passk-{tag}", {**run, "steps": steps[-1:]}, (train,)))
             if a.kl:
                 jobs.append(Job("kl", f"kl-{tag}", dict(run), (train,)))
             if a.weights:

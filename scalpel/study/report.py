@@ -99,8 +99,9 @@ def benchmark_table(index: dict) -> list[list[str]]:
     benches = index["benchmarks"]["all"]
     rows = [["model"] + benches]
     rows.append(["base (item-level CI)"] + [_interval(_safe(C.accuracy, index, C.BASE, b)[0]) for b in benches])
+    skip = unevaluated(index)
     for arm, runs in by_arm(index).items():
-        if arm in unevaluated(index):
+        if arm in skip:
             continue
         n = len(runs)
         label = f"{arm} ({n} seeds)" if n > 1 else f"{arm} (1 seed: item-level CI)"
@@ -115,10 +116,10 @@ def gain_table(index: dict) -> tuple[list[list[str]], list[str]]:
     cols = [(b, [b]) for b in bm["all"]] + [("in-domain mean", bm["in_domain"]),
                                            ("out-of-domain mean", bm["out_of_domain"])]
     rows = [["change over base"] + [c for c, bs in cols if bs]]
-    notes = [f"{arm}: not evaluated (evaluate: false; the claims read its training log)"
-             for arm in sorted(unevaluated(index))]
+    skip = unevaluated(index)
+    notes = [f"{arm}: not evaluated (evaluate: false; the claims read its training log)" for arm in sorted(skip)]
     for arm in by_arm(index):
-        if arm in unevaluated(index):
+        if arm in skip:
             continue
         cells = []
         for name, bs in cols:
