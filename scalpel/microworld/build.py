@@ -17,6 +17,7 @@ from pathlib import Path
 from scalpel.config import MicroworldConfig
 from scalpel.data.prompts import MICROWORLD_SYSTEM_PROMPT
 from scalpel.errors import WorldError
+from scalpel.integrity import sha256
 from scalpel.locks import locked
 from scalpel.microworld.world import generate
 
@@ -46,14 +47,6 @@ def cache_root() -> Path:
 
 def default_dir(cfg: MicroworldConfig) -> Path:
     return cache_root() / f"{cfg.size}-seed{cfg.seed}-{world_key(cfg)[:12]}"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class World:
@@ -175,7 +168,7 @@ def _build_into(cfg: MicroworldConfig, tmp: Path, key: str, progress: bool, log,
     world = World(tmp, manifest)
     log("evaluating the base model (greedy, held-out splits) ...")
     manifest["eval"] = evaluate_base(world, model=model, tokenizer=tok, progress=progress)
-    manifest["files"] = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+    manifest["files"] = {str(p.relative_to(tmp)): sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
     manifest["build_seconds"] = round(time.perf_counter() - t0, 2)
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return world
