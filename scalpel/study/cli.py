@@ -30,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo", help="the micro-world study at default settings (what `make demo` runs)",
         description=f"Run the demo study ({DEMO.name}: base + GRPO + SFT + SFT with mid-layer MLPs frozen + SFT "
         "training only Q/K, matched on both maths tiers, + GRPO on each tier alone, 3 seeds) on the demo-size "
-        "micro-world, with every analysis and the report. On 2 idle CPU cores: about 5 minutes for the one-off "
-        "micro-world build, then about 14 minutes of jobs (most of it SFT training).")
+        "micro-world, with every analysis and the report. On 2 idle CPU cores: about 3 minutes for the one-off "
+        "micro-world build, then about 12 minutes of jobs (most of it SFT training).")
     _common(d)
     d.set_defaults(func=_demo, study=str(DEMO))
 

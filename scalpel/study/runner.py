@@ -16,7 +16,6 @@ per-phase progress and an estimate of the time left.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from scalpel import atomic, config
 from scalpel.config import Config, ConfigError
+from scalpel.locks import locked
 from scalpel.study.jobs import KINDS, Context, Job, check_tracing, plan, run_job, with_traced_layers
 
 # Rough seconds per job before any has finished (replaced by measured means as jobs complete).
@@ -39,9 +39,6 @@ IGNORED_FOR_RESUME = (("study", "workers"), ("study", "train", "threads"), ("stu
 
 class StudyFailed(RuntimeError):
     """Some jobs failed; the others finished and the index/report cover what exists."""
-
-
-_write_atomic = atomic.write_text
 
 
 def _comparable(cfg_json: dict) -> dict:
@@ -65,18 +62,12 @@ def _diff(a, b, prefix="") -> list[str]:
 
 @contextlib.contextmanager
 def study_lock(out: Path):
-    out.mkdir(parents=True, exist_ok=True)
-    fh = open(out / ".lock", "w")
+    """One study process per output directory (``locks.locked``; released by the kernel if the holder dies)."""
     try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with locked(out / ".lock", wait=False):
+            yield
     except BlockingIOError:
-        fh.close()
         raise ConfigError(f"{out} is in use by another scalpel study (lock {out / '.lock'})") from None
-    try:
-        yield
-    finally:
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        fh.close()
 
 
 def check_config(cfg: Config, out: Path) -> dict:
@@ -92,7 +83,7 @@ def check_config(cfg: Config, out: Path) -> dict:
         if changed:
             raise ConfigError(f"{out} holds a study trained under a different configuration (differs in: "
                               f"{', '.join(changed[:8])}); use another --out, or delete {out} to start over")
-    _write_atomic(path, json.dumps(cfg_json, indent=1))
+    atomic.write_json(path, cfg_json)
     return cfg_json
 
 
@@ -111,7 +102,7 @@ def _init_worker() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         if os.getppid() == 1:  # the parent died before prctl took effect
             os._exit(1)
-    from scalpel.train.cli import quiet_libraries
+    from scalpel.console import quiet_libraries
 
     quiet_libraries()
 
@@ -258,8 +249,8 @@ def run_study(cfg: Config, out: str | Path, say=print) -> Path:
         timings["phases"]["report"] = round(time.perf_counter() - t0, 1)
         index["report"] = {"html": str(report.relative_to(out)), "markdown": "report/summary.md"}
         index["timings"] = timings
-        _write_atomic(out / "index.json", json.dumps(index, indent=1, ensure_ascii=False))
-        _write_atomic(timings_path, json.dumps(timings, indent=1))
+        atomic.write_json(out / "index.json", index)
+        atomic.write_json(timings_path, timings)
         say("phase times (s): " + ", ".join(f"{k} {v}" for k, v in timings["phases"].items()))
         say(f"report: {report}")
         if failed:
@@ -316,8 +307,8 @@ def _run_jobs(cfg_json: dict, ctx: Context, jobs: list[Job], done: set[str], wor
                 seconds, result, error = fut.result()
                 wall[j.kind] += seconds
                 if error is None:
-                    _write_atomic(marker_path(out, j), json.dumps({"key": j.key(cfg_json), "seconds": round(seconds, 2),
-                                                                   "result": result}, default=str))
+                    marker = {"key": j.key(cfg_json), "seconds": round(seconds, 2), "result": result}
+                    atomic.write_text(marker_path(out, j), json.dumps(marker, default=str))
                     done.add(j.name)
                     view.measured.setdefault(j.kind, []).append(seconds)
                     view.event(f"{j.name} done in {seconds:.0f} s")

@@ -470,7 +470,7 @@ def run_arm(cfg: Config, arm_name: str, seed: int | None = None, out: str | Path
         selection["traced_layers"] = list(traced_layers)
     summary = summarize(run_dir, run, selection, seconds, resumed_from=resume[0] if resume else None)
     if is_main:
-        C.write_json_atomic(run_dir / "arm.json", summary)
+        atomic.write_json(run_dir / "arm.json", summary)
     state.wait_for_everyone()
     return summary
 

@@ -102,10 +102,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: Path, data) -> None:
-    atomic.write_json(path, data)
-
-
 def finish(staged: Path, manifest: dict) -> Path:
     """Write the manifest last, sync, and rename a staged checkpoint into place; returns the final directory."""
     from scalpel.integrity import digests
@@ -116,7 +112,7 @@ def finish(staged: Path, manifest: dict) -> Path:
         if f.is_file():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-    write_json_atomic(staged / MANIFEST, manifest)
+    atomic.write_json(staged / MANIFEST, manifest)
     final = staged.parent.parent / staged.name  # .staging/checkpoint-N -> checkpoint-N
     if final.exists():  # a complete checkpoint of this step already exists (rerun of a finished step)
         shutil.rmtree(final)

@@ -11,7 +11,7 @@ import json
 import sys
 
 from scalpel import config
-from scalpel.console import quiet_libraries  # also imported from here by scalpel.study.runner
+from scalpel.console import quiet_libraries
 
 
 def register(sub: argparse._SubParsersAction) -> None:
