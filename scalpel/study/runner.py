@@ -28,13 +28,13 @@ from pathlib import Path
 
 from scalpel import atomic, config
 from scalpel.config import Config, ConfigError
-from scalpel.study.jobs import KINDS, Context, Job, check_tracing, plan, run_job, with_traced_layers
+from scalpel.study.jobs import KINDS, Context, Job, check_tracing, log_path, plan, run_job, with_traced_layers
 
 # Rough seconds per job before any has finished (replaced by measured means as jobs complete).
 PRIOR_SECONDS = {"train": 40.0, "eval": 30.0, "passk": 20.0, "kl": 10.0, "weights": 5.0, "trace": 20.0}
 # Changing these in a study directory is fine: evaluation / analysis jobs are keyed by their own settings and rerun.
-IGNORED_FOR_RESUME = (("study", "workers"), ("study", "train", "threads"), ("study", "train", "report_to"),
-                      ("study", "eval"), ("study", "analysis"))
+IGNORED_FOR_RESUME = (("study", "workers"), ("study", "launch"), ("study", "train", "threads"),
+                      ("study", "train", "report_to"), ("study", "eval"), ("study", "analysis"))
 
 
 class StudyFailed(RuntimeError):
@@ -103,27 +103,22 @@ def check_config(cfg: Config, out: Path) -> dict:
 
 def _init_worker() -> None:
     """Die with the parent (no orphan keeps writing after a kill -9 of the study) and keep library chatter down."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the parent died before prctl took effect
-            os._exit(1)
+    from scalpel.processes import die_with_parent
     from scalpel.train.cli import quiet_libraries
+
+    die_with_parent()
 
     quiet_libraries()
 
 
-def _work(cfg_json: dict, ctx_fields: dict, job: Job, log_path: str) -> tuple[float, dict | None, str | None]:
+def _work(cfg_json: dict, ctx_fields: dict, job: Job, log_file: str) -> tuple[float, dict | None, str | None]:
     """Run one job with stdout/stderr going to its log file; never raises (a traceback travels back as text)."""
     t0 = time.perf_counter()
-    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    with open(log_path, "a", buffering=1) as fh:
+    with open(log_file, "a", buffering=1) as fh:
         os.dup2(fh.fileno(), 1)
         os.dup2(fh.fileno(), 2)
         try:
@@ -215,6 +210,7 @@ def traced_layers(out: Path, jobs: list[Job], cfg_json: dict) -> list[int] | Non
 
 def prepare(cfg: Config, out: Path, say=print) -> tuple[Context, float]:
     """Resolve (and if needed build) the base model; check what can be checked before any compute."""
+    from scalpel.study.launch import check_launch
     from scalpel.train.arms import preflight, resolve_base
 
     t0 = time.perf_counter()
@@ -228,6 +224,7 @@ def prepare(cfg: Config, out: Path, say=print) -> tuple[Context, float]:
 
             say(accuracy_table(base.world.manifest["eval"], ranges_for(base.world.manifest["config"]["size"])))
     check_tracing(cfg.study, world)
+    check_launch(cfg.study)
     return Context(cfg, out, base.model_path, world, base.system_prompt), time.perf_counter() - t0
 
 
@@ -264,7 +261,7 @@ def run_study(cfg: Config, out: str | Path, say=print) -> Path:
         say(f"report: {report}")
         if failed:
             raise StudyFailed(f"{len(failed)} job(s) failed: " + "; ".join(
-                f"{n} ({e}; log {out / 'logs' / (n + '.log')})" for n, e in failed.items()))
+                f"{n} ({e}; log {log_path(out, n)})" for n, e in failed.items()))
         return out / "index.json"
 
 
@@ -304,7 +301,7 @@ def _run_jobs(cfg_json: dict, ctx: Context, jobs: list[Job], done: set[str], wor
             while ready and len(running) < workers:
                 j = ready.pop(0)
                 todo.remove(j)
-                fut = pool.submit(_work, cfg_json, fields, j, str(out / "logs" / f"{j.name}.log"))
+                fut = pool.submit(_work, cfg_json, fields, j, str(log_path(out, j.name)))
                 running[fut] = j
                 view.running[j.name] = time.perf_counter()
             if not running:
@@ -325,7 +322,7 @@ def _run_jobs(cfg_json: dict, ctx: Context, jobs: list[Job], done: set[str], wor
                         _traced_arms_ready(out, todo, done, cfg_json, result["layers"], view)
                 else:
                     failed[j.name] = error
-                    view.event(f"{j.name} FAILED ({error}); log: {out / 'logs' / (j.name + '.log')}")
+                    view.event(f"{j.name} FAILED ({error}); log: {log_path(out, j.name)}")
     except BaseException:
         for p in getattr(pool, "_processes", {}).values():
             with contextlib.suppress(Exception):
