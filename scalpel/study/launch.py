@@ -55,7 +55,8 @@ class Launch:
     def shell(self) -> str:
         """One line a user can paste (``python`` = the interpreter running scalpel)."""
         argv = ["python" if a == sys.executable else a for a in self.argv]
-        return " ".join([f"{k}={shlex.quote(v)}" for k, v in self.env.items()] + [shlex.quote(a) for a in argv])
+        words = [a if a == FREE_PORT else shlex.quote(a) for a in argv]
+        return " ".join([f"{k}={shlex.quote(v)}" for k, v in self.env.items()] + words)
 
 
 def _gpus(ids: list[int]) -> str:
@@ -159,8 +160,9 @@ def _vllm_server(ctx, arm: ArmConfig, log_path: Path):
     launch = server_launch(ctx.study, arm, ctx.base_model)
     if launch is None:
         return contextlib.nullcontext()
-    exe = Path(sys.executable).with_name(launch.argv[0])  # the `trl` of scalpel's own environment
-    argv = [str(exe) if exe.is_file() else launch.argv[0], *launch.argv[1:]]
+    name = launch.argv[0]
+    sibling = Path(sys.executable).with_name(name) if os.sep not in name else None  # `trl` of scalpel's environment
+    argv = [str(sibling) if sibling is not None and sibling.is_file() else name, *launch.argv[1:]]
     return VLLMServer(argv, port=ctx.study.grpo.vllm_server_port, log_path=log_path.with_suffix(".vllm.log"),
                       timeout=ctx.study.launch.vllm_server.timeout, env=launch.env)
 

@@ -198,8 +198,8 @@ def resolve_arm(arm: ArmConfig, traced_layers: list[int] | None) -> ArmConfig:
 
 def arm_fingerprint(cfg: Config, arm: ArmConfig) -> str:
     """Hash of everything that decides this arm's numbers (not: name, other arms, seeds list, health, threads,
-    per-device batch, launch layout, logging, whether it is evaluated, where it was trained). A resume refuses checkpoints written under a different
-    fingerprint."""
+    per-device batch, launch layout, logging, whether it is evaluated, where it was trained). A resume refuses
+    checkpoints written under a different fingerprint."""
     study = cfg.study.model_dump(mode="json")
     for k in ("name", "arms", "seeds", "health", "eval", "analysis", "workers", "launch"):
         study.pop(k)

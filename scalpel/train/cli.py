@@ -77,7 +77,7 @@ def _layers(text: str | None) -> list[int] | None:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise config.ConfigError(f"--traced-layers {text!r}: give layer indices separated by commas, e.g. 2,3") from None
+        raise config.ConfigError(f"--traced-layers {text!r}: layer indices separated by commas, e.g. 2,3") from None
 
 
 def _line(s: dict) -> str:
