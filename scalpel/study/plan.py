@@ -62,8 +62,8 @@ def _layout(study) -> str:
         text += {"hf": "; GRPO rollouts by transformers generate in the training processes",
                  "vllm-colocate": "; GRPO rollouts by vLLM inside the training processes (colocate)",
                  "vllm-server": "; GRPO rollouts from a vLLM server on GPU(s) "
-                                f"{','.join(map(str, lc.vllm_server.gpus))}, which the study starts before each GRPO job and stops after it (health timeout "
-                                f"{lc.vllm_server.timeout:g} s)"}[g.generation]
+                                f"{','.join(map(str, lc.vllm_server.gpus))}, which the study starts before each GRPO "
+                                f"job and stops after it (health timeout {lc.vllm_server.timeout:g} s)"}[g.generation]
     return text
 
 

@@ -50,7 +50,8 @@ def test_figure_15_default_reading_is_112_completions_per_step(capsys, monkeypat
     assert _batch_row(text, "sft") == ["sft", "sft", "112", "112 sequences (1 per question)", "16 x 1 x 7", "571"]
     assert "  * per_device_train_batch_size = 16" in text and "    gradient_accumulation_steps = 1" in text
     assert "precision: fp32 master weights" in text
-    assert "vLLM server around it: CUDA_VISIBLE_DEVICES=7 trl vllm-serve --model allenai/OLMo-2-1124-7B-Instruct" in text
+    server = "vLLM server around it: CUDA_VISIBLE_DEVICES=7 trl vllm-serve --model allenai/OLMo-2-1124-7B-Instruct"
+    assert server in text
     assert ("command: CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6 OMP_NUM_THREADS=1 SCALPEL_DIE_WITH_PARENT=1 python -m "
             "accelerate.commands.launch --config_file recipes/accelerate/zero2.yaml --num_processes 7") in text
 
