@@ -1,7 +1,8 @@
 """``scalpel train STUDY --arm NAME [--seed S] [--out DIR]``: run one arm of a study (all its seeds by default).
 
 Multi-process: ``accelerate launch --config_file recipes/accelerate/cpu_ddp.yaml -m scalpel.cli train ...`` runs the
-same arm with the same global batch and question stream over several processes.
+same arm with the same global batch and question stream over several processes. ``scalpel study`` runs exactly this
+entry in ``study.launch.mode: accelerate`` (``scalpel.study.launch``), on its resolved ``OUT/config.json``.
 """
 
 from __future__ import annotations
