@@ -8,6 +8,7 @@ short Python script) where a GPU would be needed."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import textwrap
@@ -232,3 +233,61 @@ def test_the_papers_recipe_runs_under_accelerate_with_two_cpu_processes_to_the_r
         assert "adopted the run trained in" in (out2 / "logs" / f"train-{arm}-s42.log").read_text()
         assert (out2 / ".done" / f"eval-{arm}-s42.json").is_file()
     assert (out2 / "report" / "index.html").is_file()
+
+
+KILLED_WORKER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from scalpel import config
+    from scalpel.study import launch
+    from scalpel.study.jobs import Context, Job
+    paper, out, port, fake, server_pids, trainer_pid = sys.argv[1:]
+    cfg = config.load(paper, [f"study.grpo.vllm_server_port={port}"])
+    launch.server_launch = lambda *a: launch.Launch([sys.executable, fake, port, "ok", "0.2", server_pids], {})
+    sleeper = f"import os, time; open({trainer_pid!r}, 'w').write(str(os.getpid())); time.sleep(600)"
+    launch.train_launch = lambda *a, **k: launch.Launch([sys.executable, "-c", sleeper], {})
+    job = Job("train", "train-grpo-s42", {"arm": "grpo", "seed": 42})
+    launch.run_launched(Context(cfg, Path(out), "/m", None, "s"), job, print, Path(out) / "train.log")
+""")
+
+
+def test_a_killed_study_worker_takes_its_training_and_vllm_server_down(tmp_path):
+    """kill -9 of the process running a job (the study's worker, killed with the study): the launched training and
+    the vLLM server get SIGTERM from the kernel (PR_SET_PDEATHSIG) and stop."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    port = launch._free_port()
+    server_pids, trainer_pid = tmp_path / "server-worker.pid", tmp_path / "trainer.pid"
+    health = f"http://127.0.0.1:{port}/health"
+    worker = subprocess.Popen([sys.executable, "-c", KILLED_WORKER, str(PAPER), str(tmp_path), str(port),
+                               str(FAKE_SERVER), str(server_pids), str(trainer_pid)], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 120
+        while not trainer_pid.is_file() or not trainer_pid.read_text():
+            assert worker.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        assert not _down(health)
+        pid = int(trainer_pid.read_text())
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        deadline = time.monotonic() + 30
+        while (_alive(pid) or not _down(health)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(pid) and _down(health)
+    finally:
+        worker.kill()
+        for f in (server_pids, trainer_pid):  # whatever a failure left behind (the fake server's own worker)
+            if f.is_file() and f.read_text().strip():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(f.read_text()), signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
