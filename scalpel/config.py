@@ -616,9 +616,10 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None) -> 
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+            # a study's resolved config.json as JSON: YAML 1.1 would read e.g. 1e-06 as a string
+            loaded = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+        except (yaml.YAMLError, ValueError) as exc:
+            raise ConfigError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

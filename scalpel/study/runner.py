@@ -215,7 +215,7 @@ def prepare(cfg: Config, out: Path, say=print) -> tuple[Context, float]:
 
     t0 = time.perf_counter()
     base = resolve_base(cfg, say, progress=True)  # a micro-world build shows its own progress bar
-    preflight(cfg, 1, base)
+    preflight(cfg, cfg.study.launch.num_processes, base)
     world = None
     if base.world is not None:
         world = str(base.world.dir)

@@ -79,6 +79,15 @@ def test_the_paper_command_lines(tmp_path):
     assert traced.argv[-2:] == ["--traced-layers", "20,21"]
 
 
+def test_the_launched_training_reads_the_same_config_the_study_resolved(tmp_path):
+    """`scalpel train` gets OUT/config.json: it must come back as exactly the study's config."""
+    cfg = config.load(PAPER)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg.model_dump(mode="json"), indent=1))
+    assert "1e-06" in path.read_text()
+    assert config.load(path) == cfg
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The launch lifecycle, with real processes standing in for the trainer and the vLLM server
 # ---------------------------------------------------------------------------------------------------------------
