@@ -214,6 +214,7 @@ def prepare(cfg: Config, out: Path, say=print) -> tuple[Context, float]:
     from scalpel.train.arms import preflight, resolve_base
 
     t0 = time.perf_counter()
+    check_launch(cfg.study)  # before a micro-world build or a download
     base = resolve_base(cfg, say, progress=True)  # a micro-world build shows its own progress bar
     preflight(cfg, cfg.study.launch.num_processes, base)
     world = None
@@ -224,7 +225,6 @@ def prepare(cfg: Config, out: Path, say=print) -> tuple[Context, float]:
 
             say(accuracy_table(base.world.manifest["eval"], ranges_for(base.world.manifest["config"]["size"])))
     check_tracing(cfg.study, world)
-    check_launch(cfg.study)
     return Context(cfg, out, base.model_path, world, base.system_prompt), time.perf_counter() - t0
 
 
