@@ -22,7 +22,7 @@ def cached_tiny(tiny, hub_cache, populate_cache):
     return populate_cache(hub_cache, REPO_ID, d)
 
 
-def test_the_cache_is_the_librarys_own_layout(cached_tiny, hub_cache, tiny):
+def test_the_cache_is_the_librarys_own_layout(cached_tiny, hub_cache, tiny, populate_cache):
     from huggingface_hub import scan_cache_dir
 
     info = scan_cache_dir(hub_cache)
@@ -113,7 +113,8 @@ def test_a_study_resolves_a_hub_base_once_and_its_jobs_get_the_snapshot(cached_t
     from scalpel.study.runner import prepare
 
     cfg = config.load(Path(__file__).parents[2] / "recipes" / "olmo2-7b" / "study.yaml",
-                      [f"study.model={REPO_ID}", "study.arms=[{name: sft, algorithm: sft, lr: 1.0e-5}]"])
+                      [f"study.model={REPO_ID}", "study.arms=[{name: sft, algorithm: sft, lr: 1.0e-5}]",
+                       "study.launch={mode: in-process}"])  # the recipe's GPU layout: this machine has no GPU
     ctx, _ = prepare(cfg, tmp_path / "study", say=lambda *_: None)
     assert ctx.base_model == str(cached_tiny) and ctx.world is None
     verify(ctx.base_model, tokenizer=False)
