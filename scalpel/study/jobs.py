@@ -2,8 +2,9 @@
 
 A job is plain data (kind, name, arguments, dependencies) so it can be planned in the main process, shipped to a
 worker process and keyed for the done-marker that makes a rerun skip it. ``run_job`` is the only function that
-touches the heavy libraries; everything it calls is an existing scalpel entry point (``run_arm``,
-``evaluate_model``, ``kl_curve``, ``analyze_weights``, ``causal_trace``), so the study adds no second code path.
+touches the heavy libraries; everything it calls is an existing scalpel entry point (``run_arm``, or ``scalpel
+train`` under ``accelerate launch``; ``evaluate_model``, ``kl_curve``, ``analyze_weights``, ``causal_trace``), so
+the study adds no second code path.
 
 Directory layout of a study ``DIR``::
 

@@ -7,7 +7,9 @@ output). A rerun skips jobs whose marker matches and runs the rest, so after ``k
 redone and, everything being seeded, the results equal an uninterrupted run's.
 
 Side by side. Jobs run in ``study.workers`` worker processes as soon as their dependencies are done (an arm's
-evaluation and analyses start while other arms still train). Workers die with the study process (Linux
+evaluation and analyses start while other arms still train); a training job runs in its worker, or under
+``accelerate launch`` with GRPO's vLLM server around it when ``study.launch`` says so (``scalpel.study.launch``),
+and an arm with ``trained: DIR`` is adopted instead of trained. Workers die with the study process (Linux
 ``PR_SET_PDEATHSIG``), so a killed study leaves no orphan writing into its directory, and a lock file keeps two
 studies out of one directory. Each job logs to ``logs/<job>.log``; the terminal gets one line per event with
 per-phase progress and an estimate of the time left.
@@ -107,7 +109,6 @@ def _init_worker() -> None:
     from scalpel.train.cli import quiet_libraries
 
     die_with_parent()
-
     quiet_libraries()
 
 
