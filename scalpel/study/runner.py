@@ -90,6 +90,8 @@ def check_config(cfg: Config, out: Path) -> dict:
     path = out / "config.json"
     if path.is_file():
         old = json.loads(path.read_text())
+        with contextlib.suppress(ConfigError):  # as this version reads it: a field added since gets its default
+            old = config.validate(old, str(path)).model_dump(mode="json")
         changed = _diff(_comparable(old), _comparable(cfg_json))
         if changed:
             raise ConfigError(f"{out} holds a study trained under a different configuration (differs in: "
