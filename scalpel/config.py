@@ -310,6 +310,11 @@ class ArmConfig(Section):
         None, min_length=1, description="Micro-world tiers this arm trains on instead of study.data.tiers (e.g. "
         "GRPO on the hard tier, claim C8). Such an arm reads its own question stream, so it is matched to the "
         "others in budget and schedule, not in question ids.")
+    trained: str | None = Field(
+        None, description="scalpel study: this arm was trained elsewhere (e.g. by a direct `accelerate launch ... "
+        "scalpel.cli train STUDY --arm NAME --out X`: then X/NAME). The directory holds seed-<s>/ for each seed; the "
+        "study checks each is a complete run of this arm under these settings and evaluates, analyses and reports "
+        "it instead of training. None: the study trains it (or reuses a complete run in OUT/runs/NAME/seed-<s>/).")
     evaluate: bool = Field(True, description="Evaluate this arm's checkpoints on the benchmarks (and pass@k). "
                            "false for an arm the claims read only through its training log, e.g. GRPO on the hard "
                            "tier (claim C8 compares training rewards): its KL and weight analyses still run.")
@@ -336,6 +341,64 @@ class HealthConfig(Section):
                                      "this multiple of the running median.")
     grad_window: int = Field(50, ge=3, description="Steps in the running median of grad norms.")
     grad_min_history: int = Field(10, ge=1, description="Steps of history before spikes are judged.")
+
+
+class VLLMServerLaunchConfig(Section):
+    """The vLLM server of GRPO's server mode (``study.grpo.generation: vllm-server``), which the study owns."""
+
+    gpus: list[int] = Field(default_factory=list, description="GPUs the server runs on (CUDA_VISIBLE_DEVICES; "
+                            "tensor-parallel over all of them). The paper: one GPU, the 8th.")
+    timeout: float = Field(900.0, gt=0, description="Seconds to wait for the server's /health before the job fails "
+                           "(loading a 7B model and compiling its graphs takes minutes).")
+
+
+class LaunchConfig(Section):
+    """How ``scalpel study`` runs each training job. Decides where and on how many processes an arm trains, never
+    what it computes: the global batch and the question stream are the same for any process count (the run's
+    manifest records the count). So it is not part of any run's key, and may change between reruns of a study."""
+
+    mode: Literal["in-process", "accelerate"] = Field(
+        "in-process", description="in-process: the study's worker process trains the arm itself (one process; the "
+        "CPU default). accelerate: the worker runs `accelerate launch` of `scalpel train` on the study's resolved "
+        "config (OUT/config.json), so data-parallel training and DeepSpeed go through the one training entry.")
+    processes: int | None = Field(None, ge=1, le=1024, description="Training processes per job (accelerate "
+                                  "--num_processes). None: one per GPU in `gpus`, else 1.")
+    accelerate_config: str | None = Field(
+        None, description="accelerate config file (mode accelerate; a relative path is read from the directory "
+        "scalpel study runs in): recipes/accelerate/cpu_ddp.yaml for CPU data parallelism, "
+        "recipes/accelerate/zero2.yaml for the paper's DeepSpeed ZeRO-2.")
+    gpus: list[int] = Field(default_factory=list, description="GPUs of the training processes (their "
+                            "CUDA_VISIBLE_DEVICES, one process each); empty: the launch does not choose (CPU, or "
+                            "whatever the node exposes). The paper: 0-6.")
+    vllm_server: VLLMServerLaunchConfig = Field(default_factory=VLLMServerLaunchConfig)
+
+    @property
+    def num_processes(self) -> int:
+        return self.processes if self.processes is not None else max(1, len(self.gpus))
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "LaunchConfig":
+        if self.mode == "in-process":
+            used = [k for k, v in (("processes", (self.processes or 1) > 1), ("gpus", self.gpus),
+                                   ("accelerate_config", self.accelerate_config)) if v]
+            if used:
+                raise ValueError(f"{', '.join(used)}: only mode accelerate uses these (an in-process job is one "
+                                 "process in the study's own worker, on the devices it sees); set mode: accelerate")
+            return self
+        if self.accelerate_config is None:
+            raise ValueError("accelerate_config: mode accelerate needs an accelerate config file (recipes/accelerate/"
+                             "cpu_ddp.yaml on CPU, recipes/accelerate/zero2.yaml for DeepSpeed ZeRO-2 on GPUs)")
+        if self.gpus and self.num_processes != len(self.gpus):
+            raise ValueError(f"processes ({self.processes}) must equal the number of gpus ({len(self.gpus)}): one "
+                             "training process per GPU")
+        for name, ids in (("gpus", self.gpus), ("vllm_server.gpus", self.vllm_server.gpus)):
+            if len(set(ids)) != len(ids) or any(i < 0 for i in ids):
+                raise ValueError(f"{name}: must be distinct GPU indices >= 0, got {ids}")
+        shared = sorted(set(self.gpus) & set(self.vllm_server.gpus))
+        if shared:
+            raise ValueError(f"vllm_server.gpus: GPU(s) {shared} are also training GPUs (gpus); the server needs "
+                             "GPUs of its own")
+        return self
 
 
 class StudyEvalConfig(Section):
@@ -404,6 +467,8 @@ class StudyConfig(Section):
     eval: StudyEvalConfig = Field(default_factory=StudyEvalConfig, description="scalpel study: evaluation phase.")
     analysis: StudyAnalysisConfig = Field(default_factory=StudyAnalysisConfig,
                                           description="scalpel study: analysis phase.")
+    launch: LaunchConfig = Field(default_factory=LaunchConfig, description="scalpel study: how training jobs "
+                                 "run (in-process, or accelerate launch with DeepSpeed and a vLLM server).")
     workers: int = Field(1, ge=1, le=64, description="scalpel study: jobs (arm x seed trainings, evaluations) run "
                          "side by side, each in its own process with train.threads threads. On a CPU, one "
                          "worker per core beats one job with all cores for a model this small.")
@@ -426,6 +491,20 @@ class StudyConfig(Section):
         tiered = [a.name for a in self.arms if a.tiers is not None]
         if tiered and self.data.source != "microworld":
             raise ValueError(f"arms {tiered}: `tiers` needs data.source = microworld (got {self.data.source!r})")
+        launch, generation = self.launch, self.grpo.generation
+        grpo_arms = [a.name for a in self.arms if a.algorithm == "grpo"]
+        if generation == "vllm-server":
+            if grpo_arms and (launch.mode != "accelerate" or not launch.gpus or not launch.vllm_server.gpus):
+                raise ValueError(f"launch: grpo.generation = vllm-server (arms {grpo_arms}) needs launch.mode: "
+                                 "accelerate with training GPUs (launch.gpus) and the server's own GPUs "
+                                 "(launch.vllm_server.gpus), e.g. gpus: [0, 1, 2, 3, 4, 5, 6], vllm_server: "
+                                 "{gpus: [7]}; on CPU use grpo.generation: hf")
+        elif launch.vllm_server.gpus:
+            raise ValueError("launch.vllm_server.gpus: only grpo.generation = vllm-server uses a vLLM server; leave "
+                             "it empty")
+        if launch.gpus and self.workers > 1:
+            raise ValueError(f"workers ({self.workers}): training jobs on launch.gpus take those GPUs whole, so two "
+                             "jobs side by side would share them; use workers: 1")
         g = self.grpo.num_generations
         if self.train.global_batch % g:
             raise ValueError(f"train.global_batch ({self.train.global_batch}) must be divisible by "
@@ -537,9 +616,10 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None) -> 
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+            # a study's resolved config.json as JSON: YAML 1.1 would read e.g. 1e-06 as a string
+            loaded = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+        except (yaml.YAMLError, ValueError) as exc:
+            raise ConfigError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

@@ -19,11 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and write OUT/index.json, OUT/claims.json and OUT/report/index.html. Rerun after a crash or kill: only "
         "unfinished work is redone. Jobs run side by side in study.workers processes; logs in OUT/logs/.")
     p.add_argument("study", help="study YAML (e.g. recipes/microworld/study.yaml)")
-    p.add_argument("--plan", action="store_true", help="print what the study would do (batch per optimizer step, "
-                   "jobs, command lines, every TRL config field) and exit; loads and runs nothing")
-    p.add_argument("--processes", type=int, default=1, help="with --plan: training processes per arm (the paper: 7)")
-    p.add_argument("--gpu", action="store_true", help="with --plan: lay the study out on GPUs (DeepSpeed ZeRO-2, "
-                   "vLLM server on the next GPU)")
+    p.add_argument("--plan", action="store_true", help="print what the study would do (launch layout, batch per "
+                   "optimizer step, memory per GPU, jobs with their exact commands, every TRL config field) and exit; "
+                   "loads and runs nothing. The layout is study.launch's (e.g. --set study.launch.processes=2)")
     _common(p)
     p.set_defaults(func=_study)
     d = sub.add_parser(
@@ -57,9 +55,7 @@ def _study(args: argparse.Namespace) -> int:
     if getattr(args, "plan", False):
         from scalpel.study.plan import describe
 
-        if args.processes < 1:
-            raise config.ConfigError(f"--processes must be >= 1, got {args.processes}")
-        print(describe(cfg, args.study, out, args.processes, args.gpu, overrides), end="")
+        print(describe(cfg, out), end="")
         return 0
     quiet_libraries()
     try:

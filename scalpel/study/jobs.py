@@ -2,8 +2,9 @@
 
 A job is plain data (kind, name, arguments, dependencies) so it can be planned in the main process, shipped to a
 worker process and keyed for the done-marker that makes a rerun skip it. ``run_job`` is the only function that
-touches the heavy libraries; everything it calls is an existing scalpel entry point (``run_arm``,
-``evaluate_model``, ``kl_curve``, ``analyze_weights``, ``causal_trace``), so the study adds no second code path.
+touches the heavy libraries; everything it calls is an existing scalpel entry point (``run_arm``, or ``scalpel
+train`` under ``accelerate launch``; ``evaluate_model``, ``kl_curve``, ``analyze_weights``, ``causal_trace``), so
+the study adds no second code path.
 
 Directory layout of a study ``DIR``::
 
@@ -50,7 +51,7 @@ class Job:
 
     def key(self, cfg_json: dict) -> str:
         """Changes whenever anything that decides this job's output changes (so a stale marker is not trusted)."""
-        drop = {"workers"} | {"train": {"eval", "analysis"}, "kl": {"eval"}, "weights": {"eval"},
+        drop = {"workers", "launch"} | {"train": {"eval", "analysis"}, "kl": {"eval"}, "weights": {"eval"},
                               "trace": {"eval"}}.get(self.kind, {"analysis"})
         study = {k: v for k, v in cfg_json["study"].items() if k not in drop}
         study["train"] = {k: v for k, v in study["train"].items() if k not in ("threads", "report_to")}
@@ -60,6 +61,10 @@ class Job:
 
 def run_dir(out: Path, arm: str, seed: int) -> Path:
     return out / "runs" / arm / f"seed-{seed}"
+
+
+def log_path(out: Path, job_name: str) -> Path:
+    return out / "logs" / f"{job_name}.log"
 
 
 def suite_of(study: StudyConfig, microworld_base: bool) -> str:
@@ -211,13 +216,22 @@ def run_job(ctx: Context, job: Job, log=print) -> dict:
 
     torch.set_num_threads(ctx.study.train.threads)
     if job.kind == "train":
+        from scalpel.study import launch
         from scalpel.train.arms import run_arm
 
+        arm = next(a for a in ctx.study.arms if a.name == job.args["arm"])
         layers = job.args.get("traced_layers")
-        if layers is not None:
-            _retire_other_selection(ctx, job, log)
-        s = run_arm(ctx.cfg, job.args["arm"], job.args["seed"], ctx.out / "runs", progress=True, log_fn=log,
-                    traced_layers=layers)
+        if arm.trained is not None:
+            s = launch.adopt(ctx.cfg, arm, job.args["seed"], run_dir(ctx.out, arm.name, job.args["seed"]))
+            log(f"{job.name}: adopted the run trained in {arm.trained}")
+        else:
+            if layers is not None:
+                _retire_other_selection(ctx, job, log)
+            if ctx.study.launch.mode == "accelerate":
+                s = launch.run_launched(ctx, job, log, log_path(ctx.out, job.name))
+            else:
+                s = run_arm(ctx.cfg, arm.name, job.args["seed"], ctx.out / "runs", progress=True, log_fn=log,
+                            traced_layers=layers)
         return {"checkpoints": s["checkpoints"], "unhealthy_events": s.get("unhealthy_events", 0)}
     if job.kind in ("eval", "passk"):
         from scalpel.evaluate.runner import evaluate_model

@@ -2,9 +2,11 @@
 
 Why: a paper-scale run costs hundreds of GPU-hours, so its batch arithmetic, precision, job graph and the exact
 TRL configuration of every arm should be reviewable first. Everything here is computed from the config alone (no
-model, no data, no GPU): the batch per optimizer step for a given number of training processes, the jobs and
-their dependencies, the command lines that run an arm on GPUs, and every field of the TRL config each arm gets,
-with ``*`` where scalpel's value differs from TRL's default.
+model, no data, no GPU; the model's shape comes from its config.json on the meta device): the launch layout
+(``study.launch``), the batch per optimizer step for its process count, a memory estimate per GPU
+(``scalpel.study.memory``), the jobs and their dependencies with each training job's exact command (and its vLLM
+server's), and every field of the TRL config each arm gets, with ``*`` where scalpel's value differs from TRL's
+default.
 
 Figure 15's batch, as scalpel reads it by default: ``global_batch`` = completions per optimizer step over all
 processes = 112 = 4 questions x 28 completions (the paper's text: "global batch size of 112 ... 1 gradient update
@@ -16,13 +18,10 @@ read Figure 15's ``per_device_train_batch_size: 16, gradient_accumulation_steps:
 from __future__ import annotations
 
 import dataclasses
-import shlex
 from pathlib import Path
 
 from scalpel.config import Config
 
-ACCELERATE_GPU_CONFIG = "recipes/accelerate/zero2.yaml"
-ACCELERATE_CPU_CONFIG = "recipes/accelerate/cpu_ddp.yaml"
 # Fields that only say where/how this machine runs, not what is trained (shown, never marked as a choice).
 MACHINE_FIELDS = {"output_dir", "use_cpu", "disable_tqdm"}
 
@@ -47,19 +46,71 @@ def trl_fields(config_cls, kwargs: dict) -> list[tuple[str, object, object, bool
     return rows
 
 
-def _train_command(study_file: str, out: Path, arm: str, seed: int, processes: int, gpu: bool,
-                   overrides: list[str]) -> str:
-    sets = "".join(f" --set {shlex.quote(o)}" for o in overrides)
-    cmd = f"-m scalpel.cli train {shlex.quote(study_file)} --arm {arm} --seed {seed} --out {out / 'runs'}{sets}"
-    if processes == 1 and not gpu:
-        return f"python {cmd}"
-    cfg = ACCELERATE_GPU_CONFIG if gpu else ACCELERATE_CPU_CONFIG
-    devices = f"CUDA_VISIBLE_DEVICES={','.join(map(str, range(processes)))} " if gpu else ""
-    return f"{devices}accelerate launch --config_file {cfg} --num_processes {processes} {cmd}"
+def _layout(study) -> str:
+    lc, g = study.launch, study.grpo
+    if lc.mode == "in-process":
+        text = "layout: each training job runs in the study's worker process (1 process; study.launch.mode: in-process)"
+    else:
+        from scalpel.study.memory import zero_stage
+
+        stage = zero_stage(lc.accelerate_config)
+        where = f"GPUs {','.join(map(str, lc.gpus))}" if lc.gpus else "the devices the node exposes"
+        text = (f"layout: each training job is `accelerate launch` of `scalpel train` ({lc.accelerate_config}: "
+                f"{f'DeepSpeed ZeRO-{stage}' if stage is not None else 'no DeepSpeed'}) with {lc.num_processes} "
+                f"process{'es' if lc.num_processes > 1 else ''} on {where}")
+    if any(a.algorithm == "grpo" for a in study.arms):
+        text += {"hf": "; GRPO rollouts by transformers generate in the training processes",
+                 "vllm-colocate": "; GRPO rollouts by vLLM inside the training processes (colocate)",
+                 "vllm-server": "; GRPO rollouts from a vLLM server on GPU(s) "
+                                f"{','.join(map(str, lc.vllm_server.gpus))}, which the study starts before each GRPO "
+                                f"job and stops after it (health timeout {lc.vllm_server.timeout:g} s)"}[g.generation]
+    return text
 
 
-def describe(cfg: Config, study_file: str, out: Path, processes: int, gpu: bool,
-             overrides: list[str] | None = None) -> str:
+def _memory(cfg: Config, plans: dict) -> list[str]:
+    from scalpel.data.benchmarks import get
+    from scalpel.study import memory
+    from scalpel.study.jobs import benchmarks_of
+
+    study = cfg.study
+    shape = memory.model_shape(cfg)
+    if isinstance(shape, str):
+        return [f"memory per GPU: {shape}", ""]
+    lines = [f"memory per GPU (GiB, rough: formulas in scalpel/study/memory.py; {shape.params / 1e9:.2f}B parameters, "
+             f"from {shape.source}):"]
+    for arm in study.arms:
+        lines.append(f"  training {arm.name}: {memory.training(cfg, shape, arm, plans[arm.name].per_device)}")
+    server = memory.generation(cfg, shape)
+    if server is not None:
+        lines.append(f"  generation (vLLM server): {server}")
+    world = (Path(study.model).expanduser() / "manifest.json").is_file()
+    longest = max(get(b).max_new_tokens for b in benchmarks_of(study, world))
+    lines += [f"  evaluation (HF generate): {memory.evaluation(cfg, shape, longest)}", ""]
+    return lines
+
+
+def _train_lines(study, out: Path, job) -> list[str]:
+    """How a training job runs: adopted, in-process, or its exact command (and its vLLM server's)."""
+    from scalpel.study.launch import server_launch, train_launch
+
+    arm = next(a for a in study.arms if a.name == job.args["arm"])
+    if arm.trained is not None:
+        seed_dir = Path(arm.trained) / f"seed-{job.args['seed']}"
+        return [f"      adopts {seed_dir} (trained elsewhere; checked, not trained here)"]
+    if study.launch.mode == "in-process":
+        return ["      in the worker process: scalpel.train.arms.run_arm (no launch)"]
+    layers = job.args.get("traced_layers")
+    cmd = train_launch(study, out, arm.name, job.args["seed"], [] if job.waits_for_trace else layers).shell()
+    if job.waits_for_trace:
+        cmd = cmd.replace("--traced-layers ", "--traced-layers <layers from trace-base>")
+    lines = [f"      command: {cmd}"]
+    server = server_launch(study, arm, study.model)
+    if server is not None:
+        lines.append(f"      vLLM server around it: {server.shell()}")
+    return lines
+
+
+def describe(cfg: Config, out: Path) -> str:
     """The plan as text (deterministic: ``tests/study/test_plan.py`` snapshots it for the olmo2-7b recipe)."""
     from trl import GRPOConfig, SFTConfig
 
@@ -68,17 +119,13 @@ def describe(cfg: Config, study_file: str, out: Path, processes: int, gpu: bool,
     from scalpel.train.arms import PURE_BF16_WARNING, _common_args, batch_plan
 
     study = cfg.study
-    overrides = list(overrides or [])
     t, g = study.train, study.grpo
+    processes = study.launch.num_processes
+    gpu = bool(study.launch.gpus)
     lines = [f"study {study.name} -> {out}   (plan only: nothing is loaded or run)",
              f"base model: {study.model}" + ("   (hub id: resolved to its snapshot in the Hugging Face cache, "
                                               "downloaded if missing)" if study.model.count("/") == 1 else ""),
-             f"layout: {processes} training process{'es' if processes > 1 else ''} per arm on "
-             f"{'GPUs' if gpu else 'CPU'}"
-             + (f", GRPO rollouts from a vLLM server on GPU {processes} (trl vllm-serve)"
-                if gpu and g.generation == "vllm-server" else "")
-             + (", GRPO rollouts by vLLM inside the training processes (colocate)"
-                if gpu and g.generation == "vllm-colocate" else ""),
+             _layout(study),
              "precision: " + {"float32": "float32 throughout",
                               "bfloat16": "fp32 master weights and AdamW state, bf16 autocast forward/backward",
                               "pure-bfloat16": "WARNING: " + PURE_BF16_WARNING}[t.dtype],
@@ -102,6 +149,7 @@ def describe(cfg: Config, study_file: str, out: Path, processes: int, gpu: bool,
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
     lines.append("")
+    lines += _memory(cfg, plans)
 
     jobs = plan(cfg)
     lines.append(f"jobs ({len(jobs)}; each runs in one of {study.workers} worker process(es) of `scalpel study` as "
@@ -114,14 +162,8 @@ def describe(cfg: Config, study_file: str, out: Path, processes: int, gpu: bool,
             note = f"   skipped when run: {trace_skip_reason(study)}"
         lines.append(f"  {j.name:<28} {j.kind:<8} after: {deps}{note}")
         if j.kind == "train":
-            cmd = _train_command(study_file, out, j.args["arm"], j.args["seed"], processes, gpu, overrides)
-            lines.append(f"      by hand on this layout: {cmd}")
+            lines += _train_lines(study, out, j)
     lines.append("")
-    if any(a.algorithm == "grpo" for a in study.arms) and g.generation == "vllm-server":
-        lines.append(f"vLLM server for the GRPO arms (start it before them, on the GPU the trainers do not use): "
-                     f"CUDA_VISIBLE_DEVICES={processes} trl vllm-serve --model {study.model} --port "
-                     f"{g.vllm_server_port} --gpu_memory_utilization {g.vllm_gpu_memory_utilization}")
-        lines.append("")
 
     for arm in study.arms:
         module, cls = (grpo, GRPOConfig) if arm.algorithm == "grpo" else (sft, SFTConfig)

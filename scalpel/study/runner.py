@@ -7,7 +7,9 @@ output). A rerun skips jobs whose marker matches and runs the rest, so after ``k
 redone and, everything being seeded, the results equal an uninterrupted run's.
 
 Side by side. Jobs run in ``study.workers`` worker processes as soon as their dependencies are done (an arm's
-evaluation and analyses start while other arms still train). Workers die with the study process (Linux
+evaluation and analyses start while other arms still train); a training job runs in its worker, or under
+``accelerate launch`` with GRPO's vLLM server around it when ``study.launch`` says so (``scalpel.study.launch``),
+and an arm with ``trained: DIR`` is adopted instead of trained. Workers die with the study process (Linux
 ``PR_SET_PDEATHSIG``), so a killed study leaves no orphan writing into its directory, and a lock file keeps two
 studies out of one directory. Each job logs to ``logs/<job>.log``; the terminal gets one line per event with
 per-phase progress and an estimate of the time left.
@@ -28,13 +30,13 @@ from pathlib import Path
 from scalpel import atomic, config
 from scalpel.config import Config, ConfigError
 from scalpel.locks import locked
-from scalpel.study.jobs import KINDS, Context, Job, check_tracing, plan, run_job, with_traced_layers
+from scalpel.study.jobs import KINDS, Context, Job, check_tracing, log_path, plan, run_job, with_traced_layers
 
 # Rough seconds per job before any has finished (replaced by measured means as jobs complete).
 PRIOR_SECONDS = {"train": 40.0, "eval": 30.0, "passk": 20.0, "kl": 10.0, "weights": 5.0, "trace": 20.0}
 # Changing these in a study directory is fine: evaluation / analysis jobs are keyed by their own settings and rerun.
-IGNORED_FOR_RESUME = (("study", "workers"), ("study", "train", "threads"), ("study", "train", "report_to"),
-                      ("study", "eval"), ("study", "analysis"))
+IGNORED_FOR_RESUME = (("study", "workers"), ("study", "launch"), ("study", "train", "threads"),
+                      ("study", "train", "report_to"), ("study", "eval"), ("study", "analysis"))
 
 
 class StudyFailed(RuntimeError):
@@ -79,6 +81,8 @@ def check_config(cfg: Config, out: Path) -> dict:
     path = out / "config.json"
     if path.is_file():
         old = json.loads(path.read_text())
+        with contextlib.suppress(ConfigError):  # as this version reads it: a field added since gets its default
+            old = config.validate(old, str(path)).model_dump(mode="json")
         changed = _diff(_comparable(old), _comparable(cfg_json))
         if changed:
             raise ConfigError(f"{out} holds a study trained under a different configuration (differs in: "
@@ -94,27 +98,21 @@ def check_config(cfg: Config, out: Path) -> dict:
 
 def _init_worker() -> None:
     """Die with the parent (no orphan keeps writing after a kill -9 of the study) and keep library chatter down."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the parent died before prctl took effect
-            os._exit(1)
     from scalpel.console import quiet_libraries
+    from scalpel.processes import die_with_parent
 
+    die_with_parent()
     quiet_libraries()
 
 
-def _work(cfg_json: dict, ctx_fields: dict, job: Job, log_path: str) -> tuple[float, dict | None, str | None]:
+def _work(cfg_json: dict, ctx_fields: dict, job: Job, log_file: str) -> tuple[float, dict | None, str | None]:
     """Run one job with stdout/stderr going to its log file; never raises (a traceback travels back as text)."""
     t0 = time.perf_counter()
-    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    with open(log_path, "a", buffering=1) as fh:
+    with open(log_file, "a", buffering=1) as fh:
         os.dup2(fh.fileno(), 1)
         os.dup2(fh.fileno(), 2)
         try:
@@ -206,11 +204,13 @@ def traced_layers(out: Path, jobs: list[Job], cfg_json: dict) -> list[int] | Non
 
 def prepare(cfg: Config, out: Path, say=print) -> tuple[Context, float]:
     """Resolve (and if needed build) the base model; check what can be checked before any compute."""
+    from scalpel.study.launch import check_launch
     from scalpel.train.arms import preflight, resolve_base
 
     t0 = time.perf_counter()
+    check_launch(cfg.study)  # before a micro-world build or a download
     base = resolve_base(cfg, say, progress=True)  # a micro-world build shows its own progress bar
-    preflight(cfg, 1, base)
+    preflight(cfg, cfg.study.launch.num_processes, base)
     world = None
     if base.world is not None:
         world = str(base.world.dir)
@@ -255,7 +255,7 @@ def run_study(cfg: Config, out: str | Path, say=print) -> Path:
         say(f"report: {report}")
         if failed:
             raise StudyFailed(f"{len(failed)} job(s) failed: " + "; ".join(
-                f"{n} ({e}; log {out / 'logs' / (n + '.log')})" for n, e in failed.items()))
+                f"{n} ({e}; log {log_path(out, n)})" for n, e in failed.items()))
         return out / "index.json"
 
 
@@ -295,7 +295,7 @@ def _run_jobs(cfg_json: dict, ctx: Context, jobs: list[Job], done: set[str], wor
             while ready and len(running) < workers:
                 j = ready.pop(0)
                 todo.remove(j)
-                fut = pool.submit(_work, cfg_json, fields, j, str(out / "logs" / f"{j.name}.log"))
+                fut = pool.submit(_work, cfg_json, fields, j, str(log_path(out, j.name)))
                 running[fut] = j
                 view.running[j.name] = time.perf_counter()
             if not running:
@@ -316,7 +316,7 @@ def _run_jobs(cfg_json: dict, ctx: Context, jobs: list[Job], done: set[str], wor
                         _traced_arms_ready(out, todo, done, cfg_json, result["layers"], view)
                 else:
                     failed[j.name] = error
-                    view.event(f"{j.name} FAILED ({error}); log: {out / 'logs' / (j.name + '.log')}")
+                    view.event(f"{j.name} FAILED ({error}); log: {log_path(out, j.name)}")
     except BaseException:
         for p in getattr(pool, "_processes", {}).values():
             with contextlib.suppress(Exception):

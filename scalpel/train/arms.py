@@ -198,14 +198,14 @@ def resolve_arm(arm: ArmConfig, traced_layers: list[int] | None) -> ArmConfig:
 
 def arm_fingerprint(cfg: Config, arm: ArmConfig) -> str:
     """Hash of everything that decides this arm's numbers (not: name, other arms, seeds list, health, threads,
-    per-device batch, logging, whether it is evaluated). A resume refuses checkpoints written under a different
-    fingerprint."""
+    per-device batch, launch layout, logging, whether it is evaluated, where it was trained). A resume refuses
+    checkpoints written under a different fingerprint."""
     study = cfg.study.model_dump(mode="json")
-    for k in ("name", "arms", "seeds", "health", "eval", "analysis", "workers"):
+    for k in ("name", "arms", "seeds", "health", "eval", "analysis", "workers", "launch"):
         study.pop(k)
     for k in ("threads", "per_device_batch", "logging_steps", "keep_optimizer_state", "report_to"):
         study["train"].pop(k)
-    blob = {"study": study, "arm": arm.model_dump(mode="json", exclude={"evaluate"})}
+    blob = {"study": study, "arm": arm.model_dump(mode="json", exclude={"evaluate", "trained"})}
     if cfg.study.model == "microworld" or cfg.study.data.source == "microworld":
         blob["microworld"] = cfg.microworld.model_dump(mode="json")
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()

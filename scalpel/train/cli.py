@@ -1,17 +1,20 @@
 """``scalpel train STUDY --arm NAME [--seed S] [--out DIR]``: run one arm of a study (all its seeds by default).
 
 Multi-process: ``accelerate launch --config_file recipes/accelerate/cpu_ddp.yaml -m scalpel.cli train ...`` runs the
-same arm with the same global batch and question stream over several processes.
+same arm with the same global batch and question stream over several processes. ``scalpel study`` runs exactly this
+entry in ``study.launch.mode: accelerate`` (``scalpel.study.launch``), on its resolved ``OUT/config.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from scalpel import config
 from scalpel.console import quiet_libraries
+from scalpel.processes import DIE_WITH_PARENT_ENV, die_with_parent
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="run directory (default: runs/<study name>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted-key override, e.g. --set study.train.steps=50 (repeatable)")
+    p.add_argument("--traced-layers", default=None, metavar="L,L,...",
+                   help="what NAME@traced selectors mean: the layers causal tracing of the base selected (scalpel "
+                   "study passes them; by hand, the `layers` of selector.json from scalpel analyze trace)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the arm summaries as JSON")
     p.set_defaults(func=_train)
@@ -38,6 +44,9 @@ def _train(args: argparse.Namespace) -> int:
         raise config.ConfigError(f"{args.study} has no `study` section")
     if args.seed is not None and args.seed < 0:
         raise config.ConfigError(f"--seed must be >= 0, got {args.seed}")
+    layers = _layers(args.traced_layers)
+    if os.environ.get(DIE_WITH_PARENT_ENV):  # launched by scalpel study: never outlive the launcher
+        die_with_parent()
     quiet_libraries()
     from accelerate import PartialState
 
@@ -48,7 +57,8 @@ def _train(args: argparse.Namespace) -> int:
     summaries = []
     for seed in seeds:
         try:
-            summaries.append(run_arm(cfg, args.arm, seed, args.out, progress=not args.quiet, log_fn=say))
+            summaries.append(run_arm(cfg, args.arm, seed, args.out, progress=not args.quiet, log_fn=say,
+                                     traced_layers=layers))
         except UnhealthyRun as exc:
             print(f"scalpel train: {exc}", file=sys.stderr)
             return 3
@@ -60,6 +70,15 @@ def _train(args: argparse.Namespace) -> int:
         for s in summaries:
             print(_line(s))
     return 0
+
+
+def _layers(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise config.ConfigError(f"--traced-layers {text!r}: layer indices separated by commas, e.g. 2,3") from None
 
 
 def _line(s: dict) -> str:

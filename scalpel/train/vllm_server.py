@@ -5,7 +5,8 @@ then fails with a generic message); nobody starts or stops ``trl vllm-serve``. `
 its own process group, polls the same ``/health`` endpoint until it answers 200, and raises a clear error naming
 the command, the timeout and the tail of its log when the process dies first or the timeout passes. Leaving the
 ``with`` block stops the whole process group (SIGTERM, then SIGKILL after ``stop_grace`` s) whatever happened inside:
-normal exit, an exception, Ctrl-C. Not yet wired into ``scalpel study`` (issue 16, item 2).
+normal exit, an exception, Ctrl-C; and the server dies with the process that started it (``scalpel.processes``).
+``scalpel.study.launch`` runs it around a GRPO arm's training in server mode.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from scalpel.processes import die_with_parent
 
 
 class ServerError(RuntimeError):
@@ -59,7 +62,8 @@ class VLLMServer:
         log = open(self.log_path, "ab")
         try:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
-                                            env={**os.environ, **(self.env or {})}, start_new_session=True)
+                                            env={**os.environ, **(self.env or {})}, start_new_session=True,
+                                            preexec_fn=lambda: die_with_parent(signal.SIGTERM))
         finally:
             log.close()
         deadline = time.monotonic() + self.timeout

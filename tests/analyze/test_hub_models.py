@@ -5,7 +5,6 @@ back by its ``scan_cache_dir``; no network."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -17,56 +16,13 @@ from scalpel import hub
 from .conftest import save_variant
 
 REPO_ID = "allenai/tiny-olmo2-test"
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def populate_cache(cache: Path, repo_id: str, model_dir: Path, commit: str = COMMIT, drop: str | None = None) -> Path:
-    """Put ``model_dir`` into the hub cache at ``cache`` as ``repo_id`` revision main (blobs, snapshot symlinks,
-    refs/main and the tree listing), as ``hf_hub_download`` would; ``drop``: a file listed but not downloaded."""
-    from huggingface_hub._tree_cache import TreeCacheEntry, write_tree_cache
-    from huggingface_hub.file_download import (
-        _cache_commit_hash_for_specific_revision,
-        _create_symlink,
-        repo_folder_name,
-    )
-
-    storage = cache / repo_folder_name(repo_id=repo_id, repo_type="model")
-    entries = {}
-    for f in sorted(p for p in model_dir.iterdir() if p.is_file()):
-        data = f.read_bytes()
-        sha = hashlib.sha256(data).hexdigest()
-        entries[f.name] = TreeCacheEntry(size=len(data), blob_id=hashlib.sha1(data).hexdigest(), lfs_sha256=sha,
-                                         lfs_size=len(data))
-        if f.name == drop:
-            continue
-        blob = storage / "blobs" / sha
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        blob.write_bytes(data)
-        (storage / "snapshots" / commit).mkdir(parents=True, exist_ok=True)
-        _create_symlink(str(blob), str(storage / "snapshots" / commit / f.name), new_blob=True)
-    _cache_commit_hash_for_specific_revision(str(storage), "main", commit)
-    write_tree_cache(str(storage), commit, entries)
-    return storage / "snapshots" / commit
-
-
 @pytest.fixture()
-def hub_cache(tmp_path, monkeypatch):
-    from huggingface_hub import constants
-
-    cache = tmp_path / "hub"
-    cache.mkdir()
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    return cache
-
-
-@pytest.fixture()
-def cached_tiny(tiny, hub_cache):
+def cached_tiny(tiny, hub_cache, populate_cache):
     d, model, tok = tiny
     return populate_cache(hub_cache, REPO_ID, d)
 
 
-def test_the_cache_is_the_librarys_own_layout(cached_tiny, hub_cache, tiny):
+def test_the_cache_is_the_librarys_own_layout(cached_tiny, hub_cache, tiny, populate_cache):
     from huggingface_hub import scan_cache_dir
 
     info = scan_cache_dir(hub_cache)
@@ -74,7 +30,8 @@ def test_the_cache_is_the_librarys_own_layout(cached_tiny, hub_cache, tiny):
     (repo,) = info.repos
     assert repo.repo_id == REPO_ID and set(repo.refs) == {"main"}
     (rev,) = repo.revisions
-    assert rev.commit_hash == COMMIT and {f.file_name for f in rev.files} == {p.name for p in tiny[0].iterdir()}
+    assert rev.commit_hash == populate_cache.commit
+    assert {f.file_name for f in rev.files} == {p.name for p in tiny[0].iterdir()}
 
 
 def test_hub_id_resolves_to_the_cached_snapshot_offline(cached_tiny):
@@ -87,7 +44,7 @@ def test_local_paths_are_returned_unchanged(tiny, tmp_path):
     assert hub.local_model(tmp_path / "missing") == tmp_path / "missing"  # callers report a missing directory
 
 
-def test_uncached_and_partly_cached_ids_are_clear_errors(hub_cache, tiny):
+def test_uncached_and_partly_cached_ids_are_clear_errors(hub_cache, tiny, populate_cache):
     with pytest.raises(hub.HubModelError, match=r"is not in the Hugging Face cache .* HF_HUB_OFFLINE=1 is set: "
                        r"download it once .*`hf download allenai/not-there`"):
         hub.local_model("allenai/not-there")
@@ -131,7 +88,7 @@ def test_tracing_takes_a_hub_id(cached_tiny, tiny, tmp_path):
     assert summary["model"] == str(cached_tiny) and summary["n_known"] >= 1
 
 
-def test_evaluation_takes_a_hub_id(test_world, hub_cache, tmp_path):
+def test_evaluation_takes_a_hub_id(test_world, hub_cache, populate_cache, tmp_path):
     """On the micro-world's model (its BPE tokenizer works with generate's stop strings; the tiny word-level one
     does not)."""
     from scalpel.evaluate.runner import EvalConfig, evaluate_model
@@ -156,7 +113,8 @@ def test_a_study_resolves_a_hub_base_once_and_its_jobs_get_the_snapshot(cached_t
     from scalpel.study.runner import prepare
 
     cfg = config.load(Path(__file__).parents[2] / "recipes" / "olmo2-7b" / "study.yaml",
-                      [f"study.model={REPO_ID}", "study.arms=[{name: sft, algorithm: sft, lr: 1.0e-5}]"])
+                      [f"study.model={REPO_ID}", "study.arms=[{name: sft, algorithm: sft, lr: 1.0e-5}]",
+                       "study.launch={mode: in-process}"])  # the recipe's GPU layout: this machine has no GPU
     ctx, _ = prepare(cfg, tmp_path / "study", say=lambda *_: None)
     assert ctx.base_model == str(cached_tiny) and ctx.world is None
     verify(ctx.base_model, tokenizer=False)

@@ -70,6 +70,23 @@ def test_a_changed_config_is_refused_before_any_compute(finished_study, study_fi
     assert "study.train.steps" in err and "another --out" in err
 
 
+def test_a_study_written_before_a_field_was_added_still_resumes(study_file, tmp_path):
+    """config.json of an older scalpel lacks fields added since (study.launch, arms[].trained): it is compared as
+    this version reads it, so their defaults are no change."""
+    from scalpel import config
+    from scalpel.study.runner import check_config
+
+    cfg = config.load(study_file)
+    old = cfg.model_dump(mode="json")
+    del old["study"]["launch"]
+    for arm in old["study"]["arms"]:
+        del arm["trained"]
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    check_config(cfg, tmp_path)
+    with pytest.raises(config.ConfigError, match="study.train.steps"):
+        check_config(config.load(study_file, ["study.train.steps=4"]), tmp_path)
+
+
 def test_bad_study_inputs_name_the_field(tmp_path, capsys, study_file):
     assert main(["study", str(study_file), "--out", str(tmp_path / "x"), "--set", "study.workers=0"]) == 2
     assert "study.workers" in capsys.readouterr().err

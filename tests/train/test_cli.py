@@ -63,3 +63,20 @@ def test_openr1_data_source_trains_both_algorithms(test_world, quiet, tmp_path):
     report = m["sft"]["data"]["report"]
     assert m["sft"]["data"]["source"] == "openr1" and report["kept"] == m["sft"]["data"]["pool"] > 0
     assert report["total"] == report["kept"] + sum(report["rejected"].values()) and report["rejected"]
+
+
+def test_traced_layers_reach_the_arm_and_bad_ones_are_user_errors(capsys, monkeypatch):
+    """`scalpel study` passes a traced arm's layers to the `scalpel train` it launches as --traced-layers."""
+    from scalpel.train import arms
+
+    seen = {}
+
+    def fake_run_arm(cfg, arm, seed, out, **kw):
+        seen.update(arm=arm, traced_layers=kw["traced_layers"])
+        raise arms.UnhealthyRun("stop here")  # scalpel train's exit 3: nothing after the call matters here
+
+    monkeypatch.setattr(arms, "run_arm", fake_run_arm)
+    code, _, err = run(capsys, "train", SMOKE, "--arm", "sft", "--seed", "1", "--traced-layers", "2,3")
+    assert code == 3 and seen == {"arm": "sft", "traced_layers": [2, 3]}
+    code, _, err = run(capsys, "train", SMOKE, "--arm", "sft", "--traced-layers", "2,x")
+    assert code == 2 and "--traced-layers '2,x'" in err
