@@ -143,7 +143,7 @@ def _kl(d: Path) -> list[dict]:
     s = _json(d / "kl.json")
     if not s:
         return []
-    return [{k: r[k] for k in ("step", "kl_forward", "kl_reverse", "kl_forward_se", "tokens")}
+    return [{k: r[k] for k in ("step", "kl_forward", "kl_reverse", "kl_forward_se", "tv", "tokens") if k in r}
             for r in sorted(s["results"], key=lambda r: r["step"])]
 
 
