@@ -227,3 +227,23 @@ def kl_scatter(index: dict) -> tuple[Figure | None, dict]:
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig, fits
+
+
+def predictor_bars(table: list[dict]) -> Figure | None:
+    """R² of each forgetting predictor with its run-bootstrap 95 % CI (``scalpel.study.predictors``)."""
+    rows = [r for r in table if r["r2"] is not None]
+    if not rows:
+        return None
+    fig = plots.figure(6.0, 3.4)
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(len(rows))
+    lo = [r["r2"] - (r["ci95"] or [r["r2"]] * 2)[0] for r in rows]
+    hi = [(r["ci95"] or [r["r2"]] * 2)[1] - r["r2"] for r in rows]
+    ax.bar(x, [r["r2"] for r in rows], yerr=[lo, hi], capsize=3, color="#4c72b0")
+    ax.set_xticks(x, [r["predictor"] for r in rows], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("R² vs out-of-domain change")
+    ax.set_title("which quantity predicts forgetting? every evaluated checkpoint of every arm", fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig

@@ -139,6 +139,12 @@ def _weights(d: Path) -> dict:
     return {"table": str(path), "by_step": out}
 
 
+def _structure(d: Path) -> list[dict]:
+    """Per checkpoint and reference (base / previous): changed fractions, update rank, principal share."""
+    s = _json(d / "structure.json")
+    return s["summary"] if s else []
+
+
 def _kl(d: Path) -> list[dict]:
     s = _json(d / "kl.json")
     if not s:
@@ -199,6 +205,7 @@ def build_index(out: Path, cfg: Config, ctx: Context, jobs: list[Job], done: set
                           for p in sorted(pd.glob("step-*"))},
                 "kl": _kl(out / "analysis" / "kl" / arm.name / f"seed-{seed}"),
                 "weights": _weights(out / "analysis" / "weights" / arm.name / f"seed-{seed}"),
+                "structure": _structure(out / "analysis" / "structure" / arm.name / f"seed-{seed}"),
                 "samples": _samples(ed / f"step-{final}", benches) if final is not None else [],
             })
     base_eval = _eval_summaries(eval_dir(out, "eval"), benches, outcomes=True)

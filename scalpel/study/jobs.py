@@ -12,6 +12,7 @@ Directory layout of a study ``DIR``::
     eval/base/  eval/<arm>/seed-<s>/step-<N>/     scalpel.evaluate output per model
     passk/base/ passk/<arm>/seed-<s>/             pass@k samples (in-domain benchmarks, base and final checkpoint)
     analysis/kl/<arm>/seed-<s>/  analysis/weights/<arm>/seed-<s>/  analysis/trace/
+    analysis/structure/<arm>/seed-<s>/  update structure (written by the weights job)
     logs/<job>.log  .done/<job>.json  index.json  claims.json  report/index.html  report/summary.md
 
 Traced arms. An arm freezing ``mlp@traced`` (the paper's procedure: the MLPs of the layers causal tracing selects)
@@ -249,6 +250,10 @@ def run_job(ctx: Context, job: Job, log=print) -> dict:
         analyze_weights(ctx.base_model, cks, ctx.out / "analysis" / "weights" / job.args["arm"] /
                         f"seed-{job.args['seed']}", labels=[job.args["arm"]], spectrum=ctx.study.analysis.spectrum,
                         threads=ctx.study.train.threads, figures=False, progress=False)
+        from scalpel.analyze.update_structure import analyze_structure  # issue 17: the literature's measures
+
+        analyze_structure(ctx.base_model, cks, ctx.out / "analysis" / "structure" / job.args["arm"] /
+                          f"seed-{job.args['seed']}", labels=[job.args["arm"]])
         return {}
     if job.kind == "trace":
         from scalpel.analyze.trace import causal_trace

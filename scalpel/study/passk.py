@@ -20,6 +20,11 @@ import statistics
 from scalpel.evaluate.metrics import pass_at_k_curve
 from scalpel.study.runs import by_arm
 
+NOTE = ("Unbiased pass@k (Chen et al. 2021) for every k up to the samples drawn, base and arm on the item ids both "
+        "were sampled on (every seed of the arm); the arm's curve is the mean over seeds. 'Base overtakes at k': "
+        "the smallest k where the base's pass@k exceeds the arm's; Yue et al. (2025) found RL ahead at small k and "
+        "the base ahead at large k.")
+
 
 def overtake_k(base: list[float], arm: list[float]) -> int | None:
     """Smallest k (1-based) where the base's pass@k exceeds the arm's; None if it never does."""
@@ -77,3 +82,18 @@ def gap_at_max_k(index: dict, arm: str | None) -> dict[int, float | None]:
         return {}
     seeds = curves[0]["per_seed"]
     return {s: statistics.fmean(c["per_seed"][s]["gap_at_max_k"] for c in curves) for s in seeds}
+
+
+def overtake_rows(index: dict) -> list[list[str]]:
+    """The report's table: per arm and in-domain benchmark, pass@1 and pass@k_max of arm and base, and the k where
+    the base overtakes the arm (per seed in brackets)."""
+    rows = [["arm", "benchmark", "items", "k max", "pass@1 arm / base", "pass@k max arm / base",
+             "base overtakes at k (per seed)"]]
+    for arm, per in passk_table(index).items():
+        for bench, c in per.items():
+            seeds = ", ".join(f"{s}: {v['overtake_k'] or '–'}" for s, v in c["per_seed"].items())
+            k = c["overtake_k"]
+            when = "never" if k is None else f"{k}" + ("" if c["arm_leads_at_1"] else " (base ahead from k = 1)")
+            rows.append([arm, bench, str(c["items"]), str(c["k"][-1]), f"{c['arm'][0]:.3f} / {c['base'][0]:.3f}",
+                         f"{c['arm'][-1]:.3f} / {c['base'][-1]:.3f}", f"{when} ({seeds})"])
+    return rows

@@ -35,6 +35,10 @@ PREDICTORS: dict[str, str] = {
     "changed_fraction": "mean fraction of entries changed (|Δ| > atol)",
 }
 BOOT = 2000
+NOTE = ("One point per evaluated checkpoint of every run: out-of-domain accuracy change vs the base against each "
+        "predictor at that step. R² of the least-squares line (= squared correlation); 95 % CI: percentile "
+        "bootstrap over whole runs (a run's checkpoints are not independent). KL and TV are measured on the "
+        "held-out KL text; forward KL on the training task with the arm's own samples is not measured yet.")
 
 
 def _weights_at(run: dict, step: int, column: str) -> float | None:
@@ -138,3 +142,13 @@ def r2_difference(index: dict, better: str, worse: str, boot: int = BOOT, seed: 
     if out["mean"] is not None and len(runs) > 1:
         out["ci95"], _ = _bootstrap(runs, diff, boot, seed)
     return out
+
+
+def predictor_rows(table: list[dict]) -> list[list[str]]:
+    """The report's table of ``predictor_table``: best R² first."""
+    rows = [["predictor", "R² [95 % CI, runs resampled]", "slope", "checkpoints", "runs"]]
+    for r in sorted(table, key=lambda r: -1.0 if r["r2"] is None else r["r2"], reverse=True):
+        ci = "" if r["ci95"] is None else f" [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
+        rows.append([f"{r['predictor']}: {r['meaning']}", "–" if r["r2"] is None else f"{r['r2']:.2f}{ci}",
+                     "–" if r["slope"] is None else f"{r['slope']:+.3g}", str(r["n_points"]), str(r["n_runs"])])
+    return rows

@@ -18,6 +18,10 @@ from scalpel.analyze import plots
 from scalpel.study import claims as C
 from scalpel.study import figures as F
 from scalpel.study import stats as S
+from scalpel.study.passk import NOTE as PASSK_NOTE
+from scalpel.study.passk import overtake_rows
+from scalpel.study.predictors import NOTE as PREDICTOR_NOTE
+from scalpel.study.predictors import predictor_rows, predictor_table
 from scalpel.study.runs import by_arm
 
 CSS = """
@@ -238,13 +242,19 @@ def write_report(out: Path, index: dict) -> Path:
                      f"{tr['selector'].get('cutoff', 0):.3g}).</p>")
     else:
         parts.append("<p class='note'>no causal tracing in this study.</p>")
-    parts += ["<h2>pass@k</h2>", _fig(F.passk_curves(index), "pass@k")]
+    parts += ["<h2>pass@k</h2>", _fig(F.passk_curves(index), "pass@k"),
+              "<h3>Where the base overtakes each arm (pass@k to k = samples, on shared items; Yue et al. 2025)</h3>",
+              _html_table(overtake_rows(index)), f"<p class='note'>{esc(PASSK_NOTE)}</p>"]
     sc, fits = F.kl_scatter(index)
     parts += ["<h2>Does KL to base predict forgetting?</h2>", _fig(sc, "KL vs forgetting"),
               "<p class='note'>Least-squares fit of out-of-domain accuracy change on KL(base‖checkpoint) per "
               "algorithm: " + esc("; ".join(f"{k}: slope {v['slope']:+.3g}, R² "
                                             f"{'–' if v['r2'] is None else format(v['r2'], '.2f')} (n={v['n']})"
                                             for k, v in fits.items() if v)) + "</p>"]
+    predictors = predictor_table(index)
+    parts += ["<h2>Which quantity predicts forgetting? (after RL's Razor)</h2>",
+              _fig(F.predictor_bars(predictors), "forgetting predictors"), _html_table(predictor_rows(predictors)),
+              f"<p class='note'>{esc(PREDICTOR_NOTE)}</p>"]
     parts.append("<h2>Training health</h2>")
     hrows = [["run", "events", "unhealthy", "kinds", "first example (model text)"]]
     for run in index["runs"]:
@@ -280,7 +290,9 @@ def write_report(out: Path, index: dict) -> Path:
           "### Change over the base (points) and minimum detectable change (MDC)", "", _md_table(gains), "",
           GAIN_NOTE + " " + S.METHOD, "", *(["Notes: " + "; ".join(gain_notes) + ".", ""] if gain_notes else []),
           "## KL vs forgetting", "", "; ".join(f"{k}: R² {'–' if v['r2'] is None else format(v['r2'], '.2f')} "
-                                                 f"(n={v['n']})" for k, v in fits.items() if v) or "no data", ""]
+                                                 f"(n={v['n']})" for k, v in fits.items() if v) or "no data", "",
+          "## Forgetting predictors", "", _md_table(predictor_rows(predictors)), "",
+          "## pass@k: where the base overtakes", "", _md_table(overtake_rows(index)), ""]
     atomic.write_text(rdir / "summary.md", "\n".join(md))
     import matplotlib.pyplot as plt
 
