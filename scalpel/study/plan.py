@@ -92,8 +92,8 @@ def describe(cfg: Config, study_file: str, out: Path, processes: int, gpu: bool,
     for arm in study.arms:
         bp = batch_plan(study, arm, processes)
         plans[arm.name] = bp
-        questions = study.questions_per_step if arm.algorithm == "grpo" else bp.global_batch
-        if arm.algorithm == "grpo":
+        questions = study.questions_per_step if arm.rollouts else bp.global_batch
+        if arm.rollouts:
             rows = f"{bp.global_batch} completions ({questions} x {g.num_generations})"
         else:
             rows = f"{bp.global_batch} sequences (1 per question)"
@@ -117,14 +117,14 @@ def describe(cfg: Config, study_file: str, out: Path, processes: int, gpu: bool,
             cmd = _train_command(study_file, out, j.args["arm"], j.args["seed"], processes, gpu, overrides)
             lines.append(f"      by hand on this layout: {cmd}")
     lines.append("")
-    if any(a.algorithm == "grpo" for a in study.arms) and g.generation == "vllm-server":
+    if any(a.rollouts for a in study.arms) and g.generation == "vllm-server":
         lines.append(f"vLLM server for the GRPO arms (start it before them, on the GPU the trainers do not use): "
                      f"CUDA_VISIBLE_DEVICES={processes} trl vllm-serve --model {study.model} --port "
                      f"{g.vllm_server_port} --gpu_memory_utilization {g.vllm_gpu_memory_utilization}")
         lines.append("")
 
     for arm in study.arms:
-        module, cls = (grpo, GRPOConfig) if arm.algorithm == "grpo" else (sft, SFTConfig)
+        module, cls = (grpo, GRPOConfig) if arm.rollouts else (sft, SFTConfig)
         total = t.steps * arm.epochs
         seed = study.seeds[0]
         common = _common_args(study, arm, seed, out / "runs" / arm.name / f"seed-{seed}", plans[arm.name], total,

@@ -138,7 +138,8 @@ def r2_difference(index: dict, better: str, worse: str, boot: int = BOOT, seed: 
         a, b = _r2(sel, better), _r2(sel, worse)
         return None if a is None or b is None else a - b
 
-    out = {"mean": diff(pts), "ci95": None, "n_points": len(pts), "n_runs": len(runs)}
+    out = {"mean": diff(pts), "ci95": None, "n_points": len(pts), "n_runs": len(runs),
+           "n_seeds": len({p["seed"] for p in pts})}
     if out["mean"] is not None and len(runs) > 1:
         out["ci95"], _ = _bootstrap(runs, diff, boot, seed)
     return out

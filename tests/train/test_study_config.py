@@ -70,7 +70,11 @@ def test_microworld_recipes_resolve_with_the_issue_arms(name):
 @pytest.mark.parametrize(
     "edit, needles",
     [
-        ({"arms": [{"name": "x", "algorithm": "ppo", "lr": 1e-4}]}, ["study.arms.0.algorithm", "'grpo' or 'sft'"]),
+        ({"arms": [{"name": "x", "algorithm": "ppo", "lr": 1e-4}]}, ["study.arms.0.algorithm", "'grpo', 'sft'"]),
+        ({"arms": [{"name": "x", "algorithm": "self_sft", "lr": 1e-4}],
+          "grpo": {"num_generations": 4, "rewards": {"format": 1.0}}}, ["arms ['x']", "'accuracy' to grpo.rewards"]),
+        ({"arms": [{"name": "x", "algorithm": "self_sft_base", "lr": 1e-4}],
+          "grpo": {"num_generations": 4, "generation": "vllm-server"}}, ["arms ['x']", "grpo.generation = hf"]),
         ({"train": {"steps": 4, "global_batch": 10}}, ["train.global_batch (10)", "grpo.num_generations (4)"]),
         ({"arms": [{"name": "x", "algorithm": "sft", "lr": 1e-4, "freeze": {"train_only": []}}]},
          ["study.arms.0.freeze", "freeze every parameter"]),
