@@ -13,6 +13,15 @@ def _wrap(text: str) -> str:
     return textwrap.fill(text, 100, break_on_hyphens=False)
 
 
+def _base_and_checkpoints(p: argparse.ArgumentParser, out: str) -> None:
+    """The arguments every weight-space analysis shares: base, checkpoints, output directory, labels."""
+    p.add_argument("--base", required=True, help="base model directory (safetensors)")
+    p.add_argument("checkpoints", nargs="+", help="checkpoint directories (checkpoint-N names give the step)")
+    p.add_argument("--out", default=out, help=f"output directory (default: {out})")
+    p.add_argument("--label", action="append", default=None,
+                   help="label (arm) for all checkpoints, or repeat once per checkpoint (default: parent dir)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="checkpoint analyses: weight updates, KL to base, causal tracing",
                        description="Analyses of a base model and its checkpoints (safetensors only; pickle "
@@ -29,11 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "column meanings) and figures/ (heatmap per checkpoint, GIF per run, per-type lines). Tensors are "
         "streamed from safetensors one at a time (sharded checkpoints too)."),
         epilog="example:\n  scalpel analyze weights --base runs/s/base runs/s/sft/42/checkpoint-* --out an/w")
-    w.add_argument("--base", required=True, help="base model directory (safetensors)")
-    w.add_argument("checkpoints", nargs="+", help="checkpoint directories (checkpoint-N names give the step)")
-    w.add_argument("--out", default="analysis/weights", help="output directory (default: analysis/weights)")
-    w.add_argument("--label", action="append", default=None,
-                   help="label (arm) for all checkpoints, or repeat once per checkpoint (default: parent dir)")
+    _base_and_checkpoints(w, "analysis/weights")
     w.add_argument("--no-spectrum", action="store_true", help="skip the SVD-based columns (much faster)")
     w.add_argument("--topk", type=int, default=8, help="k of the top-k spectrum columns (default 8)")
     w.add_argument("--atol", type=float, default=1e-6, help="|Δ| ≤ atol counts as unchanged (default 1e-6)")
@@ -89,10 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "reference's principal weights (definitions and sources in scalpel/analyze/update_structure.py). Writes "
         "structure.jsonl and structure.json (settings, column meanings, per-checkpoint summary)."),
         epilog="example:\n  scalpel analyze structure --base W/model runs/s/grpo/seed-0/checkpoint-* --out an/s")
-    s.add_argument("--base", required=True, help="base model directory (safetensors)")
-    s.add_argument("checkpoints", nargs="+", help="checkpoint directories (checkpoint-N names give the step)")
-    s.add_argument("--out", default="analysis/structure", help="output directory (default: analysis/structure)")
-    s.add_argument("--label", action="append", default=None, help="as for `analyze weights`")
+    _base_and_checkpoints(s, "analysis/structure")
     s.add_argument("--atol", type=float, default=1e-5, help="|Δ| > atol counts as changed (default 1e-5)")
     s.add_argument("--topk", type=int, default=8, help="rank k of the principal-weight approximation (default 8)")
     s.add_argument("--principal-fraction", type=float, default=0.1,
