@@ -45,6 +45,7 @@ from scalpel import atomic
 from scalpel.analyze import kernels
 from scalpel.analyze.checkpoints import Checkpoint, CheckpointRef, check_compatible, describe
 from scalpel.analyze.spectrum import EXACT_MAX, OVERSAMPLE, randomized_svd
+from scalpel.hub import local_model
 from scalpel.integrity import verify
 
 ATOL = 1e-5
@@ -204,6 +205,7 @@ def analyze_structure(base: str | Path, checkpoints: list[str | Path], out_dir: 
     if not checkpoints:
         raise ValueError("give at least one checkpoint to compare with the base")
     out_dir = Path(out_dir)
+    base = local_model(base)  # a hub id: its cached snapshot
     refs = describe(checkpoints, labels)
     for path in [Path(base)] + [r.path for r in refs]:
         verify(path, tokenizer=False)

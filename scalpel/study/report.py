@@ -139,6 +139,26 @@ def gain_table(index: dict) -> tuple[list[list[str]], list[str]]:
     return rows, notes
 
 
+def structure_table(index: dict) -> list[list[str]]:
+    """Update structure of each arm's final checkpoint against the base, and of its last step against the previous
+    checkpoint (``scalpel.analyze.update_structure``), mean over seeds."""
+    cols = (("changed_exact", "changed (bits)"), ("changed_atol", "|Δ| > 1e-5"),
+            ("changed_half_ulp", "≥ ½ bf16 ULP"), ("update_rank", "rank(ΔW)/min"),
+            ("principal_share", "share on principal weights"))
+    rows = [["arm", "vs"] + [c[1] for c in cols]]
+    for arm, runs in by_arm(index).items():
+        for ref in ("base", "previous"):
+            finals = []
+            for r in runs:
+                s = [x for x in r.get("structure") or [] if x["reference"] == ref]
+                if s:
+                    finals.append(max(s, key=lambda x: x["step"]))
+            if finals:
+                vals = [[f[c] for f in finals if f.get(c) is not None] for c, _ in cols]
+                rows.append([arm, ref] + [f"{sum(v) / len(v):.4f}" if v else "–" for v in vals])
+    return rows
+
+
 def _html_table(rows: list[list[str]]) -> str:
     head = "".join(f"<th>{esc(c)}</th>" for c in rows[0])
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
@@ -223,6 +243,14 @@ def write_report(out: Path, index: dict) -> Path:
               _fig(F.update_lines(index, "base_topk_share_out", "share of ΔW in the base's top-k output directions",
                                   "share"), "topk", "fig")]
     freeze_arms = [a for a in (r.get("sft"), r.get("sft_freeze_mlp"), r.get("sft_qk_only")) if a]
+    parts += ["<h3>Update structure as the later literature measures it (final checkpoint; mean over seeds)</h3>",
+              _html_table(structure_table(index)),
+              "<p class='note'>Fraction of entries changed: not bit-identical (Mukherjee et al. 2025), |Δ| > 1e-5 "
+              "(their code's tolerance), at least half a bf16 ULP of the reference weight (what survives a bf16 "
+              "cast); update rank = numerical rank(ΔW)/min(shape); share of the changed entries that are the "
+              "reference's principal weights (top 10 % of |rank-8 approximation|; chance 0.1; The Path Not "
+              "Taken). 'previous': the last checkpoint against the one before it. Definitions: "
+              "scalpel/analyze/update_structure.py.</p>"]
     parts += ["<h2>Figure 7 analogue: freezing arms</h2>",
               _fig(F.benchmark_bars(index, freeze_arms, "SFT vs SFT with mid-layer MLPs frozen vs SFT training only "
                                     "Q/K (mean over seeds and items, 95 % CI over items × seeds)")
