@@ -75,9 +75,13 @@ class ScalpelSelfSFTTrainer(ScalpelGRPOTrainer):
 
 def build(cls_kwargs: dict, algorithm: str, rewards: dict[str, float], model) -> ScalpelSelfSFTTrainer:
     """The trainer of a self-SFT arm (the study config has checked that ``rewards`` has the accuracy reward and
-    that a ``self_sft_base`` arm generates with transformers)."""
+    that a ``self_sft_base`` arm generates with transformers).
+
+    The base sampler is copied *before* the trainer is built: TRL replaces the trained model's ``forward`` with a
+    closure over that model (``add_fused_lm_head``), and a copy taken afterwards would carry the closure along and
+    sample from the weights being trained (found when both arms of a real run came out bit-identical)."""
+    sampler = copy.deepcopy(model).eval().requires_grad_(False) if algorithm == "self_sft_base" else None
     tr = ScalpelSelfSFTTrainer(model=model, **cls_kwargs)
     tr.accuracy_index = list(rewards).index(ACCURACY)
-    if algorithm == "self_sft_base":
-        tr.sampler = copy.deepcopy(model).eval().requires_grad_(False)
+    tr.sampler = sampler
     return tr

@@ -99,6 +99,7 @@ def test_no_correct_sample_means_no_update(tiny, tmp_path):
 
 def test_self_sft_base_samples_from_the_frozen_base(tiny, tmp_path):
     model, tok = tiny
+    before = copy.deepcopy(model).eval()
     tr, _ = _trainer(tmp_path, model, tok, algorithm="self_sft_base")
     assert tr.sampler is not model and not any(p.requires_grad for p in tr.sampler.parameters())
     used = []
@@ -115,6 +116,12 @@ def test_self_sft_base_samples_from_the_frozen_base(tiny, tmp_path):
         type(tr.sampler).generate = real
     assert used and all(m is tr.sampler for m in used)
     assert not all(torch.equal(a, b) for a, b in zip(tr.sampler.parameters(), model.parameters()))
+    # the sampler *computes* with the base weights: TRL patches the trained model's forward with a closure over
+    # that model, which a copy taken after the trainer is built would carry along (it then samples the trained model)
+    x = torch.randint(0, len(tok), (2, 12), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(tr.sampler(input_ids=x).logits, before(input_ids=x).logits)
+        assert not torch.equal(tr.sampler(input_ids=x).logits, model(input_ids=x).logits)
 
 
 def test_self_sft_arm_reads_the_question_ids_of_grpo_and_sft(smoke_runs, smoke_cfg, quiet):
