@@ -25,7 +25,9 @@ Definitions (each next to its source):
   ``principal_fraction`` of entries by magnitude of W_ref's rank-k approximation U_k Σ_k V_kᵀ (the "principal
   weights" of Liu et al. 2025, LIFT, which "The Path Not Taken" uses to show RLVR updates avoid them while SFT
   targets them). Chance is ``principal_fraction``; ``principal_enrichment`` = share / fraction (< 1: off the
-  principals, > 1: on them). Empty (NaN) when no entry changed.
+  principals, > 1: on them). Empty (NaN) when no entry changed. When nearly every entry changes (fp32 weights under
+  AdamW: 97-99 % at 1e-5 in the micro-world) the share is chance by construction; it tells something only for
+  sparse updates (bf16 storage, or a larger ``atol``).
 
 Aggregates (``summarize``) weight each matrix by its entry count for fractions and average ``update_rank`` over
 matrices. Beyond the sources: both references in one pass, every definition side by side on the same checkpoints.
