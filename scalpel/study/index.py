@@ -201,6 +201,8 @@ def build_index(out: Path, cfg: Config, ctx: Context, jobs: list[Job], done: set
                                                                   "step_seconds_median", "metrics", "match")},
                           "curves": _curves(rd), "health": _health(rd)},
                 "eval": {str(s): v for s, v in sorted(evals.items())},
+                "task_kl": {p.name.removeprefix("step-"): _json(p / "task_kl.json") for p in sorted(ed.glob("step-*"))
+                            if (p / "task_kl.json").is_file()},
                 "passk": {str(int(p.name.removeprefix("step-"))): _eval_summaries(p, in_domain, counts=True)
                           for p in sorted(pd.glob("step-*"))},
                 "kl": _kl(out / "analysis" / "kl" / arm.name / f"seed-{seed}"),

@@ -229,6 +229,8 @@ def run_job(ctx: Context, job: Job, log=print) -> dict:
             d = where if name == "base" else where / name
             res = evaluate_model(model, d, cfg, name=name)
             log(f"{job.name} {name}: " + ", ".join(f"{b} {r['accuracy']:.3f}" for b, r in res.items()))
+            if job.kind == "eval" and name != "base":
+                _task_kl(ctx, model, d)
         return {}
     rd = run_dir(ctx.out, job.args.get("arm", ""), job.args.get("seed", 0))
     if job.kind == "kl":
@@ -272,6 +274,18 @@ def run_job(ctx: Context, job: Job, log=print) -> dict:
         log(f"{job.name}: {s['selector']['criterion']}: layers {s['selector']['layers']}")
         return {"known": s["n_known"], "selector": s["selector"]["freeze"], "layers": s["selector"]["layers"]}
     raise ValueError(f"unknown job kind {job.kind!r}")
+
+
+def _task_kl(ctx: Context, model: Path, d: Path) -> None:
+    """Issue 17: KL to the base on the in-domain task along this checkpoint's own evaluation samples
+    (``scalpel.analyze.task_kl``), beside the evaluation as ``task_kl.json``."""
+    from scalpel.analyze.task_kl import task_kl
+
+    files = [d / b / "samples.jsonl" for b in in_domain_of(ctx.study, ctx.world is not None)]
+    files = [f for f in files if f.is_file()]
+    if files:
+        atomic.write_json(d / "task_kl.json", task_kl(ctx.base_model, model, files,
+                                                      ctx.study.analysis.kl_max_examples))
 
 
 def _retire_other_selection(ctx: Context, job: Job, log) -> None:

@@ -5,9 +5,11 @@ task predicts forgetting better than weight-space distances).
 A *point* is one evaluated checkpoint of one run: ``ood_change`` = its mean accuracy over the out-of-domain
 benchmarks − the base's (both from the index's evaluation summaries), and the predictors measured at that step:
 
+- ``kl_forward_task``: mean per-token KL(base‖ckpt) on the in-domain task along the checkpoint's own evaluation
+  samples (``scalpel.analyze.task_kl``, written by the study's evaluation job): RL's Razor's predictor, on the task's
+  held-out questions rather than the training questions themselves.
 - ``kl_forward`` / ``kl_reverse`` / ``tv``: mean per-token KL(base‖ckpt), KL(ckpt‖base) and total variation on the
-  held-out KL text (``scalpel.analyze.kl``; the study's KL job). Not here: forward KL on the *training* task's
-  questions with the arm's own samples (RL's Razor's preferred variant) — the KL job does not sample.
+  held-out KL text (``scalpel.analyze.kl``; the study's KL job).
 - ``rel_fro``: mean over layers and matrices of ‖ΔW‖_F/‖W_base‖_F (the weights job).
 - ``changed_fraction``: mean over layers and matrices of 1 − ``unchanged_atol`` (entries with |Δ| > the weights
   job's atol).
@@ -28,6 +30,7 @@ import numpy as np
 from scalpel.study.runs import mean_accuracy
 
 PREDICTORS: dict[str, str] = {
+    "kl_forward_task": "KL(base‖ckpt) per token, in-domain task, the checkpoint's own samples",
     "kl_forward": "KL(base‖ckpt) per token, held-out text",
     "kl_reverse": "KL(ckpt‖base) per token, held-out text",
     "tv": "total variation per token, held-out text",
@@ -38,7 +41,7 @@ BOOT = 2000
 NOTE = ("One point per evaluated checkpoint of every run: out-of-domain accuracy change vs the base against each "
         "predictor at that step. R² of the least-squares line (= squared correlation); 95 % CI: percentile "
         "bootstrap over whole runs (a run's checkpoints are not independent). KL and TV are measured on the "
-        "held-out KL text; forward KL on the training task with the arm's own samples is not measured yet.")
+        "held-out KL text, the task KL on the in-domain benchmarks along each checkpoint's own samples.")
 
 
 def _weights_at(run: dict, step: int, column: str) -> float | None:
@@ -62,9 +65,11 @@ def forgetting_points(index: dict) -> list[dict]:
                 continue
             s = int(step)
             k = kl.get(s, {})
+            task = (r.get("task_kl") or {}).get(str(s)) or {}
             changed = _weights_at(r, s, "unchanged_atol")
             pts.append({"arm": r["arm"], "algorithm": r["algorithm"], "seed": r["seed"], "step": s,
-                        "ood_change": a - base, "kl_forward": k.get("kl_forward"), "kl_reverse": k.get("kl_reverse"),
+                        "ood_change": a - base, "kl_forward_task": task.get("kl_forward_task"),
+                        "kl_forward": k.get("kl_forward"), "kl_reverse": k.get("kl_reverse"),
                         "tv": k.get("tv"), "rel_fro": _weights_at(r, s, "rel_fro"),
                         "changed_fraction": None if changed is None else 1.0 - changed})
     return pts
@@ -127,6 +132,13 @@ def predictor_table(index: dict, boot: int = BOOT, seed: int = 0) -> list[dict]:
     """One row per predictor (``PREDICTORS`` order): R², its bootstrap CI, slope and how many points/runs."""
     pts = forgetting_points(index)
     return [predictor_r2(pts, name, boot, seed) for name in PREDICTORS]
+
+
+def c10_kl(index: dict) -> str:
+    """The KL claim C10 compares: on the task along the arm's own samples (the issue's, RL's Razor's) when the
+    study measured it, else on the held-out text."""
+    task = any(p.get("kl_forward_task") is not None for p in forgetting_points(index))
+    return "kl_forward_task" if task else "kl_forward"
 
 
 def r2_difference(index: dict, better: str, worse: str, boot: int = BOOT, seed: int = 0) -> dict:

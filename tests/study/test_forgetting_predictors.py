@@ -20,7 +20,7 @@ def synthetic_index(planted: str, seed: int = 0) -> dict:
     runs = []
     for arm in ("grpo", "sft"):
         for s in (0, 1):
-            ev, kl, weights = {}, [], {}
+            ev, kl, weights, task = {}, [], {}, {}
             for step in STEPS:
                 loss = rng.uniform(0, 0.3)
                 vals = {k: rng.uniform(0.01, 1.0) for k in PREDICTORS}
@@ -28,10 +28,11 @@ def synthetic_index(planted: str, seed: int = 0) -> dict:
                 ev[str(step)] = {"ood_a": {"accuracy": BASE_OOD - loss}, "ood_b": {"accuracy": BASE_OOD - loss},
                                  "maths": {"accuracy": 0.5}}
                 kl.append({"step": step, **{k: vals[k] for k in ("kl_forward", "kl_reverse", "tv")}})
+                task[str(step)] = {"kl_forward_task": vals["kl_forward_task"], "tokens": 100}
                 weights[str(step)] = {  # the mean over layers and matrices is the value
                     "rel_fro": {m: [vals["rel_fro"]] * 2 for m in MATRICES},
                     "unchanged_atol": {m: [1.0 - vals["changed_fraction"]] * 2 for m in MATRICES}}
-            runs.append({"arm": arm, "algorithm": arm, "seed": s, "eval": ev, "kl": kl,
+            runs.append({"arm": arm, "algorithm": arm, "seed": s, "eval": ev, "kl": kl, "task_kl": task,
                          "weights": {"by_step": weights}})
     return {"benchmarks": {"in_domain": ["maths"], "out_of_domain": ["ood_a", "ood_b"]},
             "base": {"eval": {"ood_a": {"accuracy": BASE_OOD}, "ood_b": {"accuracy": BASE_OOD},

@@ -70,6 +70,9 @@ def test_report_shows_the_issue_17_sections_from_the_real_index(index, tmp_path)
         refs = {(s["step"], s["reference"]) for s in r["structure"]}
         steps = sorted(int(c["step"]) for c in r["checkpoints"] if c["step"] > 0)
         assert refs == {(s, ref) for s in steps for ref in ("base", "previous")}
+    for r in index["runs"]:  # every evaluated checkpoint also measured KL on the task along its own samples
+        if r["eval"]:
+            assert set(r["task_kl"]) == set(r["eval"]) and all(v["tokens"] > 0 for v in r["task_kl"].values())
     table = structure_table(index)
     assert {(row[0], row[1]) for row in table[1:]} >= {("grpo", "base"), ("sft", "previous")}
     assert set(passk_table(index)) >= {"grpo"}  # the tiny study samples pass@k for every evaluated arm
