@@ -301,7 +301,10 @@ class ArmConfig(Section):
     """One arm: an algorithm, its learning rate and length, and optionally which parameters it trains."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Arm name (a directory name).")
-    algorithm: Literal["grpo", "sft"] = Field(description="grpo (TRL GRPOTrainer) or sft (TRL SFTTrainer).")
+    algorithm: Literal["grpo", "sft", "self_sft", "self_sft_base"] = Field(
+        description="grpo (TRL GRPOTrainer), sft (TRL SFTTrainer), or on-policy SFT (scalpel.train.self_sft): "
+        "self_sft trains by SFT on the current model's own correct samples of GRPO's questions (same stream, "
+        "batch, G and schedule), self_sft_base on the base model's samples only.")
     lr: float = Field(gt=0.0, le=1.0, description="Peak learning rate (the paper: GRPO 1e-6, SFT 5e-5).")
     epochs: int = Field(1, ge=1, le=100, description="Passes over the study's question budget: the arm runs "
                         "epochs x train.steps steps, reading further along the same question stream.")
@@ -318,6 +321,11 @@ class ArmConfig(Section):
     evaluate: bool = Field(True, description="Evaluate this arm's checkpoints on the benchmarks (and pass@k). "
                            "false for an arm the claims read only through its training log, e.g. GRPO on the hard "
                            "tier (claim C8 compares training rewards): its KL and weight analyses still run.")
+
+    @property
+    def rollouts(self) -> bool:
+        """Does this arm sample G completions per question, as GRPO does (grpo and the self-SFT arms)?"""
+        return self.algorithm != "sft"
 
     @property
     def traced(self) -> bool:
@@ -492,7 +500,7 @@ class StudyConfig(Section):
         if tiered and self.data.source != "microworld":
             raise ValueError(f"arms {tiered}: `tiers` needs data.source = microworld (got {self.data.source!r})")
         launch, generation = self.launch, self.grpo.generation
-        grpo_arms = [a.name for a in self.arms if a.algorithm == "grpo"]
+        grpo_arms = [a.name for a in self.arms if a.rollouts]
         if generation == "vllm-server":
             if grpo_arms and (launch.mode != "accelerate" or not launch.gpus or not launch.vllm_server.gpus):
                 raise ValueError(f"launch: grpo.generation = vllm-server (arms {grpo_arms}) needs launch.mode: "
@@ -505,6 +513,14 @@ class StudyConfig(Section):
         if launch.gpus and self.workers > 1:
             raise ValueError(f"workers ({self.workers}): training jobs on launch.gpus take those GPUs whole, so two "
                              "jobs side by side would share them; use workers: 1")
+        self_sft = [a.name for a in self.arms if a.algorithm in ("self_sft", "self_sft_base")]
+        if self_sft and "accuracy" not in self.grpo.rewards:
+            raise ValueError(f"arms {self_sft} train on the samples the accuracy reward marks correct: add "
+                             f"'accuracy' to grpo.rewards (got {sorted(self.grpo.rewards)})")
+        base_sampled = [a.name for a in self.arms if a.algorithm == "self_sft_base"]
+        if base_sampled and self.grpo.generation != "hf":
+            raise ValueError(f"arms {base_sampled} sample from the frozen base model, which only grpo.generation = "
+                             f"hf can do (got {self.grpo.generation!r}; vLLM serves the trained weights)")
         g = self.grpo.num_generations
         if self.train.global_batch % g:
             raise ValueError(f"train.global_batch ({self.train.global_batch}) must be divisible by "

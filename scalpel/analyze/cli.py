@@ -1,4 +1,4 @@
-"""``scalpel analyze weights|kl|trace``: the checkpoint analyses from the command line."""
+"""``scalpel analyze weights|kl|structure|trace``: the checkpoint analyses from the command line."""
 
 from __future__ import annotations
 
@@ -11,6 +11,15 @@ from pathlib import Path
 def _wrap(text: str) -> str:
     """Descriptions of raw-formatted parsers (kept raw for their examples) still wrap at 100 columns."""
     return textwrap.fill(text, 100, break_on_hyphens=False)
+
+
+def _base_and_checkpoints(p: argparse.ArgumentParser, out: str) -> None:
+    """The arguments every weight-space analysis shares: base, checkpoints, output directory, labels."""
+    p.add_argument("--base", required=True, help="base model directory (safetensors)")
+    p.add_argument("checkpoints", nargs="+", help="checkpoint directories (checkpoint-N names give the step)")
+    p.add_argument("--out", default=out, help=f"output directory (default: {out})")
+    p.add_argument("--label", action="append", default=None,
+                   help="label (arm) for all checkpoints, or repeat once per checkpoint (default: parent dir)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,11 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "column meanings) and figures/ (heatmap per checkpoint, GIF per run, per-type lines). Tensors are "
         "streamed from safetensors one at a time (sharded checkpoints too)."),
         epilog="example:\n  scalpel analyze weights --base runs/s/base runs/s/sft/42/checkpoint-* --out an/w")
-    w.add_argument("--base", required=True, help="base model directory (safetensors)")
-    w.add_argument("checkpoints", nargs="+", help="checkpoint directories (checkpoint-N names give the step)")
-    w.add_argument("--out", default="analysis/weights", help="output directory (default: analysis/weights)")
-    w.add_argument("--label", action="append", default=None,
-                   help="label (arm) for all checkpoints, or repeat once per checkpoint (default: parent dir)")
+    _base_and_checkpoints(w, "analysis/weights")
     w.add_argument("--no-spectrum", action="store_true", help="skip the SVD-based columns (much faster)")
     w.add_argument("--topk", type=int, default=8, help="k of the top-k spectrum columns (default 8)")
     w.add_argument("--atol", type=float, default=1e-6, help="|Δ| ≤ atol counts as unchanged (default 1e-6)")
@@ -79,6 +84,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--no-figures", action="store_true")
     k.add_argument("--quiet", action="store_true")
     k.set_defaults(func=_kl)
+
+    s = asub.add_parser(
+        "structure", help="changed fraction at three tolerances, update rank, principal-weight share",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_wrap("For every layer and matrix of each checkpoint, against the base and against the "
+        "run's previous checkpoint: the fraction of entries changed (not bit-identical; |Δ| > atol; |Δ| ≥ half a "
+        "bf16 ULP of the reference weight), rank(ΔW)/min(shape), and the share of changed entries that are the "
+        "reference's principal weights (definitions and sources in scalpel/analyze/update_structure.py). Writes "
+        "structure.jsonl and structure.json (settings, column meanings, per-checkpoint summary)."),
+        epilog="example:\n  scalpel analyze structure --base W/model runs/s/grpo/seed-0/checkpoint-* --out an/s")
+    _base_and_checkpoints(s, "analysis/structure")
+    s.add_argument("--atol", type=float, default=1e-5, help="|Δ| > atol counts as changed (default 1e-5)")
+    s.add_argument("--topk", type=int, default=8, help="rank k of the principal-weight approximation (default 8)")
+    s.add_argument("--principal-fraction", type=float, default=0.1,
+                   help="fraction of entries that are principal weights (default 0.1)")
+    s.set_defaults(func=_structure)
 
     t = asub.add_parser(
         "trace", help="causal tracing of fact recall (ROME; Fig. 12) and an MLP freezing selector",
@@ -137,6 +158,20 @@ def _kl(args: argparse.Namespace) -> int:
     for r in json.loads(path.read_text())["results"]:
         print(f"{r['label']}@{r['step']}: KL(base‖ckpt) {r['kl_forward']:.4g} ± {r['kl_forward_se']:.2g}, "
               f"KL(ckpt‖base) {r['kl_reverse']:.4g} over {r['tokens']} tokens")
+    print(f"wrote {path}")
+    return 0
+
+
+def _structure(args: argparse.Namespace) -> int:
+    from scalpel.analyze.update_structure import analyze_structure
+
+    path = analyze_structure(args.base, args.checkpoints, args.out, labels=args.label, atol=args.atol,
+                             topk=args.topk, principal_fraction=args.principal_fraction)
+    for r in json.loads(path.read_text())["summary"]:
+        share = "n/a" if r["principal_share"] is None else f"{r['principal_share']:.3f}"
+        print(f"{r['label']}@{r['step']} vs {r['reference']}: changed exact {r['changed_exact']:.4f}, "
+              f"|Δ|>atol {r['changed_atol']:.4f}, ≥½ bf16 ULP {r['changed_half_ulp']:.4f}; update rank "
+              f"{r['update_rank']:.3f}; principal share {share}")
     print(f"wrote {path}")
     return 0
 

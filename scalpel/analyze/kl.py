@@ -5,8 +5,10 @@ Method. Each evaluation example is a question and a reference solution rendered 
 for any consumer of the checkpoint). For every position whose next token belongs to the assistant turn (solution
 tokens and the end-of-turn token the template writes) we compare the next-token distributions of base (p) and
 checkpoint (q):  KL(p‖q) = Σ_v p_v (log p_v − log q_v)  ("forward", the paper's direction: how surprised the
-checkpoint is by what the base would say) and KL(q‖p) ("reverse"). Reported: the mean over all such tokens of all
-examples (token-weighted, as the paper's "average per-token KL"), with a standard error over examples.
+checkpoint is by what the base would say), KL(q‖p) ("reverse") and the total variation ½Σ_v |p_v − q_v| (bounded,
+symmetric: a candidate forgetting predictor of ``scalpel.study.predictors``). Reported: the mean over all such
+tokens of all examples (token-weighted, as the paper's "average per-token KL"), with a standard error over
+examples.
 
 Data: MATH-500 (``math500`` / ``HuggingFaceH4/MATH-500``: problem + solution), a micro-world directory (held-out
 maths items: question + ``neutral`` solution, a style neither the base's pretraining, GRPO's own samples nor SFT's
@@ -241,27 +243,29 @@ def logprobs(model, hidden: torch.Tensor, chunk_rows: int = 256) -> torch.Tensor
 
 
 @torch.inference_mode()
-def kl_from_logprobs(lp_base: torch.Tensor, lp_ck: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row KL(base‖ck) and KL(ck‖base) in fp64 sums of fp32 terms; exactly 0 when the rows are equal."""
+def kl_from_logprobs(lp_base: torch.Tensor, lp_ck: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-row KL(base‖ck), KL(ck‖base) and total variation ½Σ|p − q| in fp64 sums of fp32 terms; exactly 0 when
+    the rows are equal."""
     d = lp_base - lp_ck
-    fwd = (lp_base.exp() * d).sum(-1, dtype=torch.float64)
-    rev = (lp_ck.exp() * -d).sum(-1, dtype=torch.float64)
-    return fwd.clamp_min(0.0), rev.clamp_min(0.0)
+    p, q = lp_base.exp(), lp_ck.exp()
+    fwd = (p * d).sum(-1, dtype=torch.float64)
+    rev = (q * -d).sum(-1, dtype=torch.float64)
+    tv = 0.5 * (p - q).abs().sum(-1, dtype=torch.float64)
+    return fwd.clamp_min(0.0), rev.clamp_min(0.0), tv
 
 
 @torch.inference_mode()
 def checkpoint_kl(model, batch: Batch, lp_base: torch.Tensor, chunk_rows: int = 256
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-selected-position forward and reverse KL of ``model`` against cached base log-probs."""
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-selected-position forward KL, reverse KL and total variation of ``model`` against cached base
+    log-probs."""
     h = completion_hidden(model, batch)
     head = model.get_output_embeddings()
-    fwd, rev = [], []
-    for i in range(0, len(h), chunk_rows):
-        lp = torch.log_softmax(head(h[i:i + chunk_rows]).float(), dim=-1)
-        f, r = kl_from_logprobs(lp_base[i:i + chunk_rows], lp)
-        fwd.append(f)
-        rev.append(r)
-    return torch.cat(fwd), torch.cat(rev)
+    parts = [kl_from_logprobs(lp_base[i:i + chunk_rows],
+                              torch.log_softmax(head(h[i:i + chunk_rows]).float(), dim=-1))
+             for i in range(0, len(h), chunk_rows)]
+    return tuple(torch.cat(x) for x in zip(*parts))
 
 
 # ----------------------------------------------------------------------------------------------- driver
@@ -326,7 +330,7 @@ def kl_curve(base: str | Path, checkpoints: list[str | Path], data: str | Path, 
     vocab = base_model.get_output_embeddings().weight.shape[0]
     groups = _groups(bs, vocab, cache_gb)
     n_ex = len(examples)
-    sums = {r.path: (np.zeros(n_ex), np.zeros(n_ex)) for r in refs}  # per-example sums of fwd / rev KL
+    sums = {r.path: (np.zeros(n_ex), np.zeros(n_ex), np.zeros(n_ex)) for r in refs}  # per example: fwd, rev, tv
     counts = np.zeros(n_ex)
     for b in bs:
         np.add.at(counts, b.example.numpy(), 1)
@@ -339,25 +343,20 @@ def kl_curve(base: str | Path, checkpoints: list[str | Path], data: str | Path, 
         for r in refs:
             model = load_model(r.path, torch_dtype, device)
             for b, lp in zip(group, cache):
-                f, v = checkpoint_kl(model, b, lp, chunk_rows)
-                np.add.at(sums[r.path][0], b.example.numpy(), f.numpy())
-                np.add.at(sums[r.path][1], b.example.numpy(), v.numpy())
+                for acc, x in zip(sums[r.path], checkpoint_kl(model, b, lp, chunk_rows)):
+                    np.add.at(acc, b.example.numpy(), x.numpy())
                 bar.update()
             del model
         del cache
     bar.close()
     results = []
     for r in refs:
-        fwd, rev = sums[r.path]
         n_tok = counts.sum()
-        per_ex_f, per_ex_r = fwd / counts, rev / counts
-        results.append({
-            "label": r.label, "step": r.step, "checkpoint": str(r.path),
-            "kl_forward": float(fwd.sum() / n_tok), "kl_reverse": float(rev.sum() / n_tok),
-            "kl_forward_se": float(per_ex_f.std(ddof=1) / math.sqrt(n_ex)) if n_ex > 1 else float("nan"),
-            "kl_reverse_se": float(per_ex_r.std(ddof=1) / math.sqrt(n_ex)) if n_ex > 1 else float("nan"),
-            "tokens": int(n_tok), "examples": n_ex,
-        })
+        row = {"label": r.label, "step": r.step, "checkpoint": str(r.path)}
+        for key, total in zip(("kl_forward", "kl_reverse", "tv"), sums[r.path]):
+            row[key] = float(total.sum() / n_tok)
+            row[key + "_se"] = float((total / counts).std(ddof=1) / math.sqrt(n_ex)) if n_ex > 1 else float("nan")
+        results.append({**row, "tokens": int(n_tok), "examples": n_ex})
     return _write(out_dir, results, base, data, refs, figures,
                   {"system": system, "max_examples": max_examples, "rejected_rows": rejected,
                    "max_length": max_length, "mode": mode,
@@ -388,6 +387,6 @@ def _write(out_dir: Path, results: list[dict], base, data, refs: list[Checkpoint
             written.append(str(plots.save_png(fig, out_dir / "figures" / name).relative_to(out_dir)))
     summary = {"base": str(base), "data": str(data), "settings": settings, "results": results, "figures": written,
                "definition": "mean over completion tokens of KL between next-token distributions; forward = "
-                             "KL(base‖checkpoint), reverse = KL(checkpoint‖base); se = std of per-example means "
-                             "/ √examples"}
+                             "KL(base‖checkpoint), reverse = KL(checkpoint‖base); tv = total variation ½Σ|p − q|; se = "
+                             "std of per-example means / √examples"}
     return atomic.write_json(out_dir / "kl.json", summary)

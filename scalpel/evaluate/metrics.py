@@ -9,7 +9,9 @@ With one sample per item this is the plain Wilson interval over items; with many
 approaches the Wilson interval over all samples; when items are all-or-nothing extra samples do not narrow it.
 
 pass@k (Chen et al., 2021): with n samples of which c are correct, ``1 - C(n-c, k) / C(n, k)``, averaged over
-items, reported for k = 1, 2, 4, ... <= n (pass@1 equals accuracy).
+items, reported for k = 1, 2, 4, ... <= n (pass@1 equals accuracy); ``pass_at_k_curve`` gives every k up to the
+samples, as Yue et al. (2025, "Does Reinforcement Learning Really Incentivize Reasoning Capacity in LLMs Beyond the
+Base Model?") plot it to find where the base model overtakes the RL-trained one.
 """
 
 from __future__ import annotations
@@ -84,3 +86,11 @@ def pass_at_ks(per_item: Sequence[Sequence[bool]]) -> dict[str, float]:
     n_min = min(len(s) for s in per_item)
     return {f"pass@{k}": sum(pass_at_k(len(s), sum(map(bool, s)), k) for s in per_item) / len(per_item)
             for k in ks_for(n_min)}
+
+
+def pass_at_k_curve(counts: Sequence[tuple[int, int]]) -> list[float]:
+    """Mean unbiased pass@k over items for every k = 1 .. the smallest sample count, from per-item (n, c)."""
+    if not counts:
+        raise ValueError("pass_at_k_curve: no items")
+    n_min = min(n for n, _ in counts)
+    return [sum(pass_at_k(n, c, k) for n, c in counts) / len(counts) for k in range(1, n_min + 1)]

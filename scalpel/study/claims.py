@@ -1,4 +1,5 @@
-"""The paper's claims C1-C8, measured on a study's ``index.json`` with 95 % CIs and a computed verdict.
+"""The paper's claims C1-C8 and issue 17's C9-C12 (beyond the paper), measured on a study's ``index.json`` with
+95 % CIs and a computed verdict.
 
 Each claim is a list of *components*, each an estimate with the sign the paper predicts. Two kinds:
 
@@ -13,6 +14,11 @@ The rule (``VERDICT_RULE``, stated in the report) judges a component only on see
 seed a component, and a claim whose components all have one seed, is *not judged*. Accuracy changes are in accuracy
 points (0-1 scale); in-domain / out-of-domain are equal-weight means over the index's benchmark groups. Arms are
 recognised by their configuration (see ``roles``), never by hand.
+
+Beyond the paper: C9 compares on-policy SFT (``algorithm: self_sft``) with SFT on the item level, as C2 does; C10 is
+a difference of R² (``scalpel.study.predictors``) with a percentile bootstrap over whole runs; C11 reads the update
+structure (``scalpel.analyze.update_structure``) of the final checkpoints against the base, per seed; C12 the gap
+base − GRPO in pass@k at the largest k (``scalpel.study.passk``), per seed.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import math
 import re
 import statistics
 
-from scalpel.study import stats
+from scalpel.study import passk, stats
+from scalpel.study import predictors as P
 from scalpel.study.runs import final_eval
 
 NOT_JUDGED = "not judged (one seed)"
@@ -38,7 +45,8 @@ VERDICT_RULE = (
     "variation). A claim is reproduced when all its components agree, contradicted when any disagrees, not judged "
     "(one seed) when all its components have one seed, inconclusive otherwise (and when a component has no data). "
     "C6: reproduced when one out-of-domain benchmark agrees with >0 and another with <0; contradicted when all lie "
-    "on one side of 0.")
+    "on one side of 0. C10 (a difference of R² over every checkpoint) uses a percentile bootstrap over whole runs "
+    "instead of a t interval; C9 and C11-C12 follow the rule above.")
 
 
 def ci95(values: list[float]) -> tuple[float | None, list[float] | None]:
@@ -198,6 +206,8 @@ def roles(index: dict) -> dict[str, str | None]:
         "grpo_easy": first(lambda a: a["algorithm"] == "grpo" and not a.get("freeze") and _trained_tiers(a) == ["k12"]),
         "grpo_hard": first(lambda a: a["algorithm"] == "grpo" and not a.get("freeze")
                            and _trained_tiers(a) == ["olympiad"]),
+        # C9: on-policy SFT on the current model's own correct samples
+        "self_sft": first(lambda a: a["algorithm"] == "self_sft" and plain(a)),
     }
 
 
@@ -261,6 +271,21 @@ def _reward_gain(run: dict) -> float | None:
     return None
 
 
+def _changed(run: dict, column: str) -> float | None:
+    """Entry-weighted changed fraction of the final checkpoint against the base (update structure summary)."""
+    rows = [r for r in run.get("structure") or [] if r["reference"] == "base"]
+    return max(rows, key=lambda r: r["step"])[column] if rows else None
+
+
+def bootstrap_component(label: str, est: dict, expect: str) -> dict:
+    """A statistic over every checkpoint of every run with a run-bootstrap CI (``predictors.r2_difference``); like
+    every component, not judged when the runs have one seed."""
+    seeds = est["n_seeds"] if est["mean"] is not None else 0
+    return {"label": label, "expect": expect, "method": "runs (percentile bootstrap)", "per_seed": {},
+            "mean": est["mean"], "ci95": est["ci95"], "n": seeds, "runs": est["n_runs"], "points": est["n_points"],
+            "status": _status(est["ci95"], expect, seeds)}
+
+
 def _frozen_selectors(index: dict, arm: dict) -> list:
     """The arm's freeze selectors; for mlp@traced, the concrete ones its runs trained with (arm.json)."""
     sel = arm["freeze"].get("freeze") or []
@@ -314,6 +339,8 @@ def compute_claims(index: dict) -> dict:
         v = _mean_update(run)
         return math.log(v) if v else None
 
+    kl = P.c10_kl(index)
+    kl_where = "task, own samples" if kl == "kl_forward_task" else "held-out text"
     claims = [
         ("C1", "GRPO: small in-domain gain, small out-of-domain loss", [
             item_component(index, f"GRPO in-domain gain ({r['grpo']} − base)", r["grpo"], BASE, ind, ">0"),
@@ -349,6 +376,22 @@ def compute_claims(index: dict) -> dict:
                       _per_seed(index, r["grpo_easy"], _reward_gain), ">0"),
             component("GRPO hard-tier − easy-tier reward gain", _paired(index, r["grpo_hard"], r["grpo_easy"],
                                                                           _reward_gain), "<0")]),
+        ("C9", "On-policy SFT gains in-domain and forgets less than SFT", [
+            item_component(index, f"self-SFT in-domain gain ({r['self_sft']} − base)", r["self_sft"], BASE, ind,
+                           ">0"),
+            item_component(index, "self-SFT − SFT out-of-domain change (= accuracy difference)", r["self_sft"],
+                           r["sft"], ood, ">0")]),
+        ("C10", "Forward KL to the base predicts forgetting better (higher R²) than ‖ΔW‖", [
+            bootstrap_component(f"R²(KL(base‖ckpt), {kl_where}) − R²(mean ‖ΔW‖/‖W‖) vs out-of-domain change, all "
+                                "checkpoints", P.r2_difference(index, kl, "rel_fro"), ">0")]),
+        ("C11", "GRPO's update touches fewer entries than SFT's at every tolerance", [
+            component(f"changed fraction ({what}): GRPO − SFT", _paired(index, r["grpo"], r["sft"],
+                                                                        lambda run, c=col: _changed(run, c)), "<0")
+            for col, what in (("changed_exact", "bit-identical"), ("changed_atol", "|Δ| > 1e-5"),
+                              ("changed_half_ulp", "≥ ½ bf16 ULP"))]),
+        ("C12", "The base model's pass@k overtakes GRPO's at large k", [
+            component("pass@k at the largest k: base − GRPO (in-domain)", passk.gap_at_max_k(index, r["grpo"]),
+                      ">0")]),
     ]
     out = []
     for cid, text, comps in claims:
@@ -387,6 +430,8 @@ def format_table(claims: dict, markdown: bool = True) -> str:
 
 
 def _design(x: dict) -> str:
+    if "runs" in x:
+        return f"{x['runs']} runs × {x['points']} checkpoints, bootstrap over runs"
     if x.get("method") == SEED_T:
         return f"{x['n']} seed{'s' if x['n'] != 1 else ''}, t over seeds" if x["ci95"] else "one seed: no CI"
     items = sum((x.get("items") or {}).values())

@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 from scalpel.analyze import plots
 from scalpel.analyze.architectures import MATRICES
 from scalpel.analyze.weight_table import grid
-from scalpel.study.runs import by_arm, mean_accuracy
+from scalpel.study.predictors import forgetting_points, linear_fit
+from scalpel.study.runs import by_arm
 
 SMOOTH = 5  # steps in the moving average of per-step training curves
 
@@ -191,34 +192,12 @@ def passk_curves(index: dict) -> Figure | None:
 
 def kl_forgetting_points(index: dict) -> list[dict]:
     """(KL to base, out-of-domain accuracy change) at every checkpoint that has both, for every run."""
-    ood = index["benchmarks"]["out_of_domain"]
-    base = mean_accuracy(index["base"]["eval"], ood)
-    pts = []
-    if base is None:
-        return pts
-    for r in index["runs"]:
-        kl = {k["step"]: k["kl_forward"] for k in r.get("kl") or []}
-        for step, ev in (r.get("eval") or {}).items():
-            a = mean_accuracy(ev, ood)
-            if int(step) in kl and a is not None:
-                pts.append({"arm": r["arm"], "algorithm": r["algorithm"], "seed": r["seed"], "step": int(step),
-                            "kl": kl[int(step)], "ood_change": a - base})
-    return pts
+    return [{**p, "kl": p["kl_forward"]} for p in forgetting_points(index) if p["kl_forward"] is not None]
 
 
 def fit(points: list[dict]) -> dict | None:
     """Least-squares line ood_change = a + b·KL and its R²."""
-    if len(points) < 3:
-        return None
-    x = np.array([p["kl"] for p in points])
-    y = np.array([p["ood_change"] for p in points])
-    if np.ptp(x) == 0:
-        return None
-    b, a = np.polyfit(x, y, 1)
-    ss_res = float(((y - (a + b * x)) ** 2).sum())
-    ss_tot = float(((y - y.mean()) ** 2).sum())
-    return {"slope": float(b), "intercept": float(a), "r2": 1 - ss_res / ss_tot if ss_tot > 0 else None,
-            "n": len(points)}
+    return linear_fit([p["kl"] for p in points], [p["ood_change"] for p in points])
 
 
 def kl_scatter(index: dict) -> tuple[Figure | None, dict]:
@@ -248,3 +227,23 @@ def kl_scatter(index: dict) -> tuple[Figure | None, dict]:
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig, fits
+
+
+def predictor_bars(table: list[dict]) -> Figure | None:
+    """R² of each forgetting predictor with its run-bootstrap 95 % CI (``scalpel.study.predictors``)."""
+    rows = [r for r in table if r["r2"] is not None]
+    if not rows:
+        return None
+    fig = plots.figure(6.0, 3.4)
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(len(rows))
+    lo = [r["r2"] - (r["ci95"] or [r["r2"]] * 2)[0] for r in rows]
+    hi = [(r["ci95"] or [r["r2"]] * 2)[1] - r["r2"] for r in rows]
+    ax.bar(x, [r["r2"] for r in rows], yerr=[lo, hi], capsize=3, color="#4c72b0")
+    ax.set_xticks(x, [r["predictor"] for r in rows], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("R² vs out-of-domain change")
+    ax.set_title("which quantity predicts forgetting? every evaluated checkpoint of every arm", fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig

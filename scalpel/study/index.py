@@ -42,9 +42,10 @@ def _json(path: Path):
         return None
 
 
-def _eval_summaries(d: Path, benches: list[str], outcomes: bool = False) -> dict:
+def _eval_summaries(d: Path, benches: list[str], outcomes: bool = False, counts: bool = False) -> dict:
     """Per benchmark, the evaluation's summary numbers; with ``outcomes``, also its per-item outcomes as
-    {item id: mean correctness} (``align_outcomes`` turns them into lists aligned to the index's item ids)."""
+    {item id: mean correctness} (``align_outcomes`` turns them into lists aligned to the index's item ids); with
+    ``counts``, {item id: [samples, correct]} (the pass@k curves to k = samples need them)."""
     out = {}
     for b in benches:
         s = _json(d / b / "summary.json")
@@ -54,18 +55,28 @@ def _eval_summaries(d: Path, benches: list[str], outcomes: bool = False) -> dict
                       "mean_completion_tokens": s.get("mean_completion_tokens")}
             if outcomes:
                 out[b]["outcomes"] = item_outcomes(d / b / "samples.jsonl")
+            if counts:
+                out[b]["counts"] = item_counts(d / b / "samples.jsonl")
     return out
+
+
+def item_counts(path: Path) -> dict[str, list[int]] | None:
+    """{item id: [samples, correct samples]} from an evaluation's ``samples.jsonl`` (None if absent)."""
+    if not Path(path).is_file():
+        return None
+    hits: dict[str, list[int]] = {}
+    for r in atomic.read_jsonl(path):
+        if "item_id" in r and "correct" in r:
+            nc = hits.setdefault(str(r["item_id"]), [0, 0])
+            nc[0] += 1
+            nc[1] += bool(r["correct"])
+    return hits
 
 
 def item_outcomes(path: Path) -> dict[str, float] | None:
     """{item id: mean correctness over its samples} from an evaluation's ``samples.jsonl`` (None if absent)."""
-    if not Path(path).is_file():
-        return None
-    hits: dict[str, list[bool]] = {}
-    for r in atomic.read_jsonl(path):
-        if "item_id" in r and "correct" in r:
-            hits.setdefault(str(r["item_id"]), []).append(bool(r["correct"]))
-    return {i: sum(v) / len(v) for i, v in hits.items()}
+    counts = item_counts(path)
+    return None if counts is None else {i: c / n for i, (n, c) in counts.items()}
 
 
 def _compact(v: float | None) -> float | int | None:
@@ -128,11 +139,17 @@ def _weights(d: Path) -> dict:
     return {"table": str(path), "by_step": out}
 
 
+def _structure(d: Path) -> list[dict]:
+    """Per checkpoint and reference (base / previous): changed fractions, update rank, principal share."""
+    s = _json(d / "structure.json")
+    return s["summary"] if s else []
+
+
 def _kl(d: Path) -> list[dict]:
     s = _json(d / "kl.json")
     if not s:
         return []
-    return [{k: r[k] for k in ("step", "kl_forward", "kl_reverse", "kl_forward_se", "tokens")}
+    return [{k: r[k] for k in ("step", "kl_forward", "kl_reverse", "kl_forward_se", "tv", "tokens") if k in r}
             for r in sorted(s["results"], key=lambda r: r["step"])]
 
 
@@ -184,10 +201,13 @@ def build_index(out: Path, cfg: Config, ctx: Context, jobs: list[Job], done: set
                                                                   "step_seconds_median", "metrics", "match")},
                           "curves": _curves(rd), "health": _health(rd)},
                 "eval": {str(s): v for s, v in sorted(evals.items())},
-                "passk": {str(int(p.name.removeprefix("step-"))): _eval_summaries(p, in_domain)
+                "task_kl": {p.name.removeprefix("step-"): _json(p / "task_kl.json") for p in sorted(ed.glob("step-*"))
+                            if (p / "task_kl.json").is_file()},
+                "passk": {str(int(p.name.removeprefix("step-"))): _eval_summaries(p, in_domain, counts=True)
                           for p in sorted(pd.glob("step-*"))},
                 "kl": _kl(out / "analysis" / "kl" / arm.name / f"seed-{seed}"),
                 "weights": _weights(out / "analysis" / "weights" / arm.name / f"seed-{seed}"),
+                "structure": _structure(out / "analysis" / "structure" / arm.name / f"seed-{seed}"),
                 "samples": _samples(ed / f"step-{final}", benches) if final is not None else [],
             })
     base_eval = _eval_summaries(eval_dir(out, "eval"), benches, outcomes=True)
@@ -203,7 +223,7 @@ def build_index(out: Path, cfg: Config, ctx: Context, jobs: list[Job], done: set
         "item_ids": item_ids,
         "base": {"model": ctx.base_model, "world": ctx.world, "system_prompt": ctx.system_prompt,
                  "eval": base_eval,
-                 "passk": _eval_summaries(eval_dir(out, "passk"), in_domain),
+                 "passk": _eval_summaries(eval_dir(out, "passk"), in_domain, counts=True),
                  "samples": _samples(eval_dir(out, "eval"), benches)},
         "runs": runs,
         "analysis": {"trace": _json(out / "analysis" / "trace" / "skipped.json") if trace is None else {

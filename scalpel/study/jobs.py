@@ -13,6 +13,7 @@ Directory layout of a study ``DIR``::
     eval/base/  eval/<arm>/seed-<s>/step-<N>/     scalpel.evaluate output per model
     passk/base/ passk/<arm>/seed-<s>/             pass@k samples (in-domain benchmarks, base and final checkpoint)
     analysis/kl/<arm>/seed-<s>/  analysis/weights/<arm>/seed-<s>/  analysis/trace/
+    analysis/structure/<arm>/seed-<s>/  update structure (written by the weights job)
     logs/<job>.log  .done/<job>.json  index.json  claims.json  report/index.html  report/summary.md
 
 Traced arms. An arm freezing ``mlp@traced`` (the paper's procedure: the MLPs of the layers causal tracing selects)
@@ -242,6 +243,8 @@ def run_job(ctx: Context, job: Job, log=print) -> dict:
             d = where if name == "base" else where / name
             res = evaluate_model(model, d, cfg, name=name)
             log(f"{job.name} {name}: " + ", ".join(f"{b} {r['accuracy']:.3f}" for b, r in res.items()))
+            if job.kind == "eval" and name != "base":
+                _task_kl(ctx, model, d)
         return {}
     rd = run_dir(ctx.out, job.args.get("arm", ""), job.args.get("seed", 0))
     if job.kind == "kl":
@@ -263,6 +266,10 @@ def run_job(ctx: Context, job: Job, log=print) -> dict:
         analyze_weights(ctx.base_model, cks, ctx.out / "analysis" / "weights" / job.args["arm"] /
                         f"seed-{job.args['seed']}", labels=[job.args["arm"]], spectrum=ctx.study.analysis.spectrum,
                         threads=ctx.study.train.threads, figures=False, progress=False)
+        from scalpel.analyze.update_structure import analyze_structure  # issue 17: the literature's measures
+
+        analyze_structure(ctx.base_model, cks, ctx.out / "analysis" / "structure" / job.args["arm"] /
+                          f"seed-{job.args['seed']}", labels=[job.args["arm"]])
         return {}
     if job.kind == "trace":
         from scalpel.analyze.trace import causal_trace
@@ -281,6 +288,18 @@ def run_job(ctx: Context, job: Job, log=print) -> dict:
         log(f"{job.name}: {s['selector']['criterion']}: layers {s['selector']['layers']}")
         return {"known": s["n_known"], "selector": s["selector"]["freeze"], "layers": s["selector"]["layers"]}
     raise ValueError(f"unknown job kind {job.kind!r}")
+
+
+def _task_kl(ctx: Context, model: Path, d: Path) -> None:
+    """Issue 17: KL to the base on the in-domain task along this checkpoint's own evaluation samples
+    (``scalpel.analyze.task_kl``), beside the evaluation as ``task_kl.json``."""
+    from scalpel.analyze.task_kl import task_kl
+
+    files = [d / b / "samples.jsonl" for b in in_domain_of(ctx.study, ctx.world is not None)]
+    files = [f for f in files if f.is_file()]
+    if files:
+        atomic.write_json(d / "task_kl.json", task_kl(ctx.base_model, model, files,
+                                                      ctx.study.analysis.kl_max_examples))
 
 
 def _retire_other_selection(ctx: Context, job: Job, log) -> None:

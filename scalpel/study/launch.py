@@ -84,7 +84,7 @@ def server_launch(study: StudyConfig, arm: ArmConfig, model: str) -> Launch | No
     """The ``trl vllm-serve`` of a GRPO arm in server mode (None for any other arm)."""
     from scalpel.train.vllm_server import trl_vllm_serve_command
 
-    if arm.algorithm != "grpo" or study.grpo.generation != "vllm-server":
+    if not arm.rollouts or study.grpo.generation != "vllm-server":
         return None
     g, gpus = study.grpo, study.launch.vllm_server.gpus
     argv = trl_vllm_serve_command(model, port=g.vllm_server_port, gpu_memory_utilization=g.vllm_gpu_memory_utilization,

@@ -138,14 +138,14 @@ def training(cfg: Config, shape: Shape, arm: ArmConfig, per_device: int) -> str:
         weights, grads, state = 4 * p, 4 * trainable, 8 * trainable
         how = f"fp32 weights {_gib(weights)} + gradients {_gib(grads)} + AdamW {_gib(state)}"
     x = 4 if t.dtype == "float32" else 2
-    s = PROMPT_TOKENS + study.grpo.max_completion_length if arm.algorithm == "grpo" else t.max_length
+    s = PROMPT_TOKENS + study.grpo.max_completion_length if arm.rollouts else t.max_length
     rows = per_device * s * shape.hidden * x
     layers = (shape.layers + ACTIVATION_FACTOR) * rows if t.gradient_checkpointing \
         else ACTIVATION_FACTOR * shape.layers * rows
     logits = 0 if t.liger_kernel else 2 * per_device * s * shape.vocab * 4
     total = weights + grads + state + layers + logits
     extra = ""
-    if arm.algorithm == "grpo" and study.grpo.generation == "vllm-colocate":
+    if arm.rollouts and study.grpo.generation == "vllm-colocate":
         colocated = 2 * p + study.train.global_batch / n * s * shape.kv_bytes_per_token
         total += colocated
         extra = f" + colocated vLLM {_gib(colocated)}"
@@ -157,7 +157,7 @@ def training(cfg: Config, shape: Shape, arm: ArmConfig, per_device: int) -> str:
 def generation(cfg: Config, shape: Shape) -> str | None:
     """One line for GRPO's vLLM server GPUs (None without a server)."""
     study = cfg.study
-    if study.grpo.generation != "vllm-server" or not any(a.algorithm == "grpo" for a in study.arms):
+    if study.grpo.generation != "vllm-server" or not any(a.rollouts for a in study.arms):
         return None
     k = max(1, len(study.launch.vllm_server.gpus))
     s = PROMPT_TOKENS + study.grpo.max_completion_length

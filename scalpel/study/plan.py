@@ -58,7 +58,7 @@ def _layout(study) -> str:
         text = (f"layout: each training job is `accelerate launch` of `scalpel train` ({lc.accelerate_config}: "
                 f"{f'DeepSpeed ZeRO-{stage}' if stage is not None else 'no DeepSpeed'}) with {lc.num_processes} "
                 f"process{'es' if lc.num_processes > 1 else ''} on {where}")
-    if any(a.algorithm == "grpo" for a in study.arms):
+    if any(a.rollouts for a in study.arms):
         text += {"hf": "; GRPO rollouts by transformers generate in the training processes",
                  "vllm-colocate": "; GRPO rollouts by vLLM inside the training processes (colocate)",
                  "vllm-server": "; GRPO rollouts from a vLLM server on GPU(s) "
@@ -139,8 +139,8 @@ def describe(cfg: Config, out: Path) -> str:
     for arm in study.arms:
         bp = batch_plan(study, arm, processes)
         plans[arm.name] = bp
-        questions = study.questions_per_step if arm.algorithm == "grpo" else bp.global_batch
-        if arm.algorithm == "grpo":
+        questions = study.questions_per_step if arm.rollouts else bp.global_batch
+        if arm.rollouts:
             rows = f"{bp.global_batch} completions ({questions} x {g.num_generations})"
         else:
             rows = f"{bp.global_batch} sequences (1 per question)"
@@ -166,7 +166,7 @@ def describe(cfg: Config, out: Path) -> str:
     lines.append("")
 
     for arm in study.arms:
-        module, cls = (grpo, GRPOConfig) if arm.algorithm == "grpo" else (sft, SFTConfig)
+        module, cls = (grpo, GRPOConfig) if arm.rollouts else (sft, SFTConfig)
         total = t.steps * arm.epochs
         seed = study.seeds[0]
         common = _common_args(study, arm, seed, out / "runs" / arm.name / f"seed-{seed}", plans[arm.name], total,

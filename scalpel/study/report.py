@@ -18,6 +18,10 @@ from scalpel.analyze import plots
 from scalpel.study import claims as C
 from scalpel.study import figures as F
 from scalpel.study import stats as S
+from scalpel.study.passk import NOTE as PASSK_NOTE
+from scalpel.study.passk import overtake_rows
+from scalpel.study.predictors import NOTE as PREDICTOR_NOTE
+from scalpel.study.predictors import predictor_rows, predictor_table
 from scalpel.study.runs import by_arm
 
 CSS = """
@@ -135,6 +139,26 @@ def gain_table(index: dict) -> tuple[list[list[str]], list[str]]:
     return rows, notes
 
 
+def structure_table(index: dict) -> list[list[str]]:
+    """Update structure of each arm's final checkpoint against the base, and of its last step against the previous
+    checkpoint (``scalpel.analyze.update_structure``), mean over seeds."""
+    cols = (("changed_exact", "changed (bits)"), ("changed_atol", "|Δ| > 1e-5"),
+            ("changed_half_ulp", "≥ ½ bf16 ULP"), ("update_rank", "rank(ΔW)/min"),
+            ("principal_share", "share on principal weights"))
+    rows = [["arm", "vs"] + [c[1] for c in cols]]
+    for arm, runs in by_arm(index).items():
+        for ref in ("base", "previous"):
+            finals = []
+            for r in runs:
+                s = [x for x in r.get("structure") or [] if x["reference"] == ref]
+                if s:
+                    finals.append(max(s, key=lambda x: x["step"]))
+            if finals:
+                vals = [[f[c] for f in finals if f.get(c) is not None] for c, _ in cols]
+                rows.append([arm, ref] + [f"{sum(v) / len(v):.4f}" if v else "–" for v in vals])
+    return rows
+
+
 def _html_table(rows: list[list[str]]) -> str:
     head = "".join(f"<th>{esc(c)}</th>" for c in rows[0])
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
@@ -219,6 +243,14 @@ def write_report(out: Path, index: dict) -> Path:
               _fig(F.update_lines(index, "base_topk_share_out", "share of ΔW in the base's top-k output directions",
                                   "share"), "topk", "fig")]
     freeze_arms = [a for a in (r.get("sft"), r.get("sft_freeze_mlp"), r.get("sft_qk_only")) if a]
+    parts += ["<h3>Update structure as the later literature measures it (final checkpoint; mean over seeds)</h3>",
+              _html_table(structure_table(index)),
+              "<p class='note'>Fraction of entries changed: not bit-identical (Mukherjee et al. 2025), |Δ| > 1e-5 "
+              "(their code's tolerance), at least half a bf16 ULP of the reference weight (what survives a bf16 "
+              "cast); update rank = numerical rank(ΔW)/min(shape); share of the changed entries that are the "
+              "reference's principal weights (top 10 % of |rank-8 approximation|; chance 0.1; The Path Not "
+              "Taken). 'previous': the last checkpoint against the one before it. Definitions: "
+              "scalpel/analyze/update_structure.py.</p>"]
     parts += ["<h2>Figure 7 analogue: freezing arms</h2>",
               _fig(F.benchmark_bars(index, freeze_arms, "SFT vs SFT with mid-layer MLPs frozen vs SFT training only "
                                     "Q/K (mean over seeds and items, 95 % CI over items × seeds)")
@@ -238,13 +270,19 @@ def write_report(out: Path, index: dict) -> Path:
                      f"{tr['selector'].get('cutoff', 0):.3g}).</p>")
     else:
         parts.append("<p class='note'>no causal tracing in this study.</p>")
-    parts += ["<h2>pass@k</h2>", _fig(F.passk_curves(index), "pass@k")]
+    parts += ["<h2>pass@k</h2>", _fig(F.passk_curves(index), "pass@k"),
+              "<h3>Where the base overtakes each arm (pass@k to k = samples, on shared items; Yue et al. 2025)</h3>",
+              _html_table(overtake_rows(index)), f"<p class='note'>{esc(PASSK_NOTE)}</p>"]
     sc, fits = F.kl_scatter(index)
     parts += ["<h2>Does KL to base predict forgetting?</h2>", _fig(sc, "KL vs forgetting"),
               "<p class='note'>Least-squares fit of out-of-domain accuracy change on KL(base‖checkpoint) per "
               "algorithm: " + esc("; ".join(f"{k}: slope {v['slope']:+.3g}, R² "
                                             f"{'–' if v['r2'] is None else format(v['r2'], '.2f')} (n={v['n']})"
                                             for k, v in fits.items() if v)) + "</p>"]
+    predictors = predictor_table(index)
+    parts += ["<h2>Which quantity predicts forgetting? (after RL's Razor)</h2>",
+              _fig(F.predictor_bars(predictors), "forgetting predictors"), _html_table(predictor_rows(predictors)),
+              f"<p class='note'>{esc(PREDICTOR_NOTE)}</p>"]
     parts.append("<h2>Training health</h2>")
     hrows = [["run", "events", "unhealthy", "kinds", "first example (model text)"]]
     for run in index["runs"]:
@@ -280,7 +318,9 @@ def write_report(out: Path, index: dict) -> Path:
           "### Change over the base (points) and minimum detectable change (MDC)", "", _md_table(gains), "",
           GAIN_NOTE + " " + S.METHOD, "", *(["Notes: " + "; ".join(gain_notes) + ".", ""] if gain_notes else []),
           "## KL vs forgetting", "", "; ".join(f"{k}: R² {'–' if v['r2'] is None else format(v['r2'], '.2f')} "
-                                                 f"(n={v['n']})" for k, v in fits.items() if v) or "no data", ""]
+                                                 f"(n={v['n']})" for k, v in fits.items() if v) or "no data", "",
+          "## Forgetting predictors", "", _md_table(predictor_rows(predictors)), "",
+          "## pass@k: where the base overtakes", "", _md_table(overtake_rows(index)), ""]
     atomic.write_text(rdir / "summary.md", "\n".join(md))
     import matplotlib.pyplot as plt
 

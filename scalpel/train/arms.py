@@ -134,13 +134,13 @@ class BatchPlan:
 def batch_plan(study: StudyConfig, arm: ArmConfig, processes: int) -> BatchPlan:
     q, b, g = study.questions_per_step, study.train.global_batch, study.grpo.num_generations
     per_step = q if study.match == "questions" else b
-    if arm.algorithm == "grpo":
+    if arm.rollouts:
         take, repeats, global_batch = (None if per_step == q else q), g, b
     else:
         take, repeats, global_batch = None, 1, per_step
     if global_batch % processes:
         raise ConfigError(f"study.train.global_batch: arm {arm.name!r} trains on {global_batch} "
-                          f"{'completions' if arm.algorithm == 'grpo' else 'sequences'} per step, which "
+                          f"{'completions' if arm.rollouts else 'sequences'} per step, which "
                           f"{processes} processes cannot share evenly")
     local = global_batch // processes
     cap = study.train.per_device_batch or local
@@ -399,7 +399,7 @@ def run_arm(cfg: Config, arm_name: str, seed: int | None = None, out: str | Path
     run = ArmRun(study, arm, seed, run_dir, stream, plan, base.system_prompt,
                  gather_object if state.num_processes > 1 else (lambda x: x), manifest_run)
     say(f"{arm.name} seed {seed}: {arm.algorithm}, {total} steps x {plan.global_batch} "
-        f"{'completions' if arm.algorithm == 'grpo' else 'sequences'} "
+        f"{'completions' if arm.rollouts else 'sequences'} "
         f"({manifest_run['questions_per_step']} questions/step; {plan.processes} process"
         f"{'es' if plan.processes > 1 else ''} x {plan.per_device} "
         f"x {plan.accumulation} accumulation); trainable {n_train:,} of {n_total:,} parameters; -> {run_dir}")
@@ -419,7 +419,7 @@ def run_arm(cfg: Config, arm_name: str, seed: int | None = None, out: str | Path
 
     health = HealthMonitor(study.health, run_dir / "health.jsonl", is_main=is_main,
                            gather=run.gather)
-    health.watch_completions = arm.algorithm == "grpo"
+    health.watch_completions = arm.rollouts
     run.health = health
     jsonl = JsonlLog(run_dir / "log.jsonl", is_main)
     if resume is not None:
@@ -436,7 +436,7 @@ def run_arm(cfg: Config, arm_name: str, seed: int | None = None, out: str | Path
         jsonl.resume(0)
         health.resume([], 0)
 
-    module = grpo if arm.algorithm == "grpo" else sft
+    module = grpo if arm.rollouts else sft  # the self-SFT arms are GRPO's rollouts with an SFT loss
     args = module.config(run, _common_args(study, arm, seed, run_dir, plan, total, progress))
     sched = C.schedule(total, study.train.checkpoints)
     callbacks = [StreamCheck(run), health, CheckpointSchedule(sched), jsonl]

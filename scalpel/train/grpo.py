@@ -13,6 +13,7 @@ from datasets import Dataset
 from trl import GRPOConfig
 
 from scalpel.data.prompts import messages
+from scalpel.train import self_sft
 from scalpel.train.rewards import build_reward_funcs
 from scalpel.train.trainers import ScalpelGRPOTrainer
 
@@ -60,6 +61,10 @@ def config_kwargs(study, common: dict) -> dict:
 
 
 def trainer(run, model, tokenizer, args: GRPOConfig, callbacks: list) -> ScalpelGRPOTrainer:
+    """GRPO's trainer, or for a self-SFT arm the same rollouts with an SFT loss (``scalpel.train.self_sft``)."""
     funcs, _ = build_reward_funcs(run.study.grpo.rewards)
-    return ScalpelGRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=Dataset.from_list(rows(run)),
-                              processing_class=tokenizer, callbacks=callbacks)
+    kwargs = dict(reward_funcs=funcs, args=args, train_dataset=Dataset.from_list(rows(run)),
+                  processing_class=tokenizer, callbacks=callbacks)
+    if run.arm.algorithm != "grpo":
+        return self_sft.build(kwargs, run.arm.algorithm, run.study.grpo.rewards, model)
+    return ScalpelGRPOTrainer(model=model, **kwargs)

@@ -21,6 +21,10 @@ def test_weights_kl_trace_commands(tiny, tmp_path, capsys):
     assert [(r["layer"], r["matrix"]) for r in moved] == [(0, "up")]
     assert "up=" in capsys.readouterr().out
 
+    assert main(["analyze", "structure", "--base", str(d), str(ck), "--out", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert "arm@5 vs base: changed exact" in out and "arm@5 vs previous" in out
+
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"problem": q, "solution": s}) + "\n" for q, s in PAIRS))
     assert main(["analyze", "kl", "--base", str(d), str(ck), "--data", str(data), "--out", str(tmp_path / "k"),

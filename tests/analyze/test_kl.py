@@ -35,10 +35,10 @@ def kl_setup(tiny, tmp_path_factory):
     return {"base": d, "model": model, "tok": tok, "data": data, "same": same, "scaled": scaled, "root": root}
 
 
-def _closed_form(model, tok) -> tuple[float, float]:
-    """Token-mean KL(p‖q) and KL(q‖p) for q = softmax(α z), from the base logits z of each example alone:
-    KL(p‖q) = (1−α) E_p[z] − LSE(z) + LSE(αz)."""
-    fwd, rev, n = 0.0, 0.0, 0
+def _closed_form(model, tok) -> tuple[float, float, float]:
+    """Token-mean KL(p‖q), KL(q‖p) and total variation for q = softmax(α z), from the base logits z of each
+    example alone: KL(p‖q) = (1−α) E_p[z] − LSE(z) + LSE(αz)."""
+    fwd, rev, tv, n = 0.0, 0.0, 0.0, 0
     for e in K.render(tok, [tuple(p) for p in PAIRS]):
         with torch.no_grad():
             z = model(input_ids=torch.tensor([e.ids])).logits[0, e.start - 1:-1].double()
@@ -46,19 +46,21 @@ def _closed_form(model, tok) -> tuple[float, float]:
         lse, lse_a = torch.logsumexp(z, -1), torch.logsumexp(ALPHA * z, -1)
         fwd += ((1 - ALPHA) * (p * z).sum(-1) - lse + lse_a).sum().item()
         rev += ((ALPHA - 1) * (q * z).sum(-1) + lse - lse_a).sum().item()
+        tv += 0.5 * (p - q).abs().sum().item()
         n += len(z)
-    return fwd / n, rev / n
+    return fwd / n, rev / n, tv / n
 
 
 def test_identical_checkpoint_has_zero_kl_and_known_shift_matches_closed_form(kl_setup):
     s = kl_setup
     path = K.kl_curve(s["base"], [s["same"], s["scaled"]], s["data"], s["root"] / "out", progress=False)
     res = {r["step"]: r for r in json.loads(path.read_text())["results"]}
-    assert res[10]["kl_forward"] == 0.0 and res[10]["kl_reverse"] == 0.0
-    fwd, rev = _closed_form(s["model"], s["tok"])
+    assert res[10]["kl_forward"] == 0.0 and res[10]["kl_reverse"] == 0.0 and res[10]["tv"] == 0.0
+    fwd, rev, tv = _closed_form(s["model"], s["tok"])
     assert fwd > 0.05  # a real shift, not a vacuous check
     assert res[20]["kl_forward"] == pytest.approx(fwd, rel=1e-5)
     assert res[20]["kl_reverse"] == pytest.approx(rev, rel=1e-5)
+    assert res[20]["tv"] == pytest.approx(tv, rel=1e-5) and 0 < tv < 1
     n_completion = sum(e.n_scored for e in K.render(s["tok"], PAIRS))
     assert res[20]["tokens"] == n_completion and res[20]["examples"] == len(PAIRS)
     assert (s["root"] / "out/figures/kl_curve.png").is_file() and (s["root"] / "out/kl.csv").is_file()

@@ -148,13 +148,15 @@ def test_one_seed_never_reproduces_or_contradicts(seed):
     rng = np.random.default_rng(seed)
     effects = {a: {b: float(rng.normal(0, 2.0)) for b in IND + OOD} for a in EFFECTS}  # large effects, any sign
     cl = compute_claims(synthetic_index(seeds=(seed,), effects=effects, seed=seed))
-    assert [c["verdict"] for c in cl["claims"]] == [NOT_JUDGED] * 8
+    verdicts = [c["verdict"] for c in cl["claims"]]
+    # C9-C12 read arms and analyses this synthetic index lacks: no data, never a verdict either way
+    assert verdicts[:8] == [NOT_JUDGED] * 8 and set(verdicts[8:]) <= {NOT_JUDGED, "inconclusive"}
     for c in cl["claims"]:
-        for x in c["components"]:
+        for x in (x for x in c["components"] if x["n"] or c["id"] in [f"C{i}" for i in range(1, 9)]):
             assert x["status"] == NOT_JUDGED and x["n"] == 1
             if x["method"] == stats.ITEMS_ONLY:  # accuracy: an item-level interval, labelled as such
                 assert x["ci95"] is not None and x["ci95"][0] < x["mean"] < x["ci95"][1]
-            else:
+            elif x["method"] != "runs (percentile bootstrap)":  # C10's bootstrap over runs: not judged either
                 assert x["method"] == "seeds (Student t)" and x["ci95"] is None
 
 

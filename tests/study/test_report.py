@@ -60,6 +60,31 @@ def test_report_states_the_method_and_keeps_intervals_in_range(index, tmp_path):
     assert "base (item-level CI)" in bench and "grpo-hard: not evaluated" in bench
 
 
+def test_report_shows_the_issue_17_sections_from_the_real_index(index, tmp_path):
+    """The weights job also measured the update structure (against the base and the previous checkpoint), the
+    pass@k phase kept per-item counts, and the report shows both with the forgetting predictors."""
+    from scalpel.study.passk import passk_table
+    from scalpel.study.report import structure_table
+
+    for r in index["runs"]:
+        refs = {(s["step"], s["reference"]) for s in r["structure"]}
+        steps = sorted(int(c["step"]) for c in r["checkpoints"] if c["step"] > 0)
+        assert refs == {(s, ref) for s in steps for ref in ("base", "previous")}
+    for r in index["runs"]:  # every evaluated checkpoint also measured KL on the task along its own samples
+        if r["eval"]:
+            assert set(r["task_kl"]) == set(r["eval"]) and all(v["tokens"] > 0 for v in r["task_kl"].values())
+    table = structure_table(index)
+    assert {(row[0], row[1]) for row in table[1:]} >= {("grpo", "base"), ("sft", "previous")}
+    assert set(passk_table(index)) >= {"grpo"}  # the tiny study samples pass@k for every evaluated arm
+    write_report(tmp_path, index)
+    page = (tmp_path / "report" / "index.html").read_text()
+    for heading in ("Update structure as the later literature measures it", "Which quantity predicts forgetting",
+                    "Where the base overtakes each arm"):
+        assert heading in page
+    md = (tmp_path / "report" / "summary.md").read_text()
+    assert "## Forgetting predictors" in md and "kl_forward" in md and "| C12 " in md
+
+
 def chromium() -> str:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:

@@ -42,9 +42,10 @@ def test_index_lists_every_arm_seed_checkpoint_and_output(finished_study, index)
     assert index["analysis"]["trace"] is None and not (finished_study / "logs" / "trace-base.log").exists()
     assert (finished_study / index["report"]["html"]).is_file() and (finished_study / "report/summary.md").is_file()
     claims = json.loads((finished_study / "claims.json").read_text())
-    assert [c["id"] for c in claims["claims"]] == [f"C{i}" for i in range(1, 9)]
+    assert [c["id"] for c in claims["claims"]] == [f"C{i}" for i in range(1, 13)]
     assert claims["roles"] == {"grpo": "grpo", "sft": "sft", "sft_freeze_mlp": "sft-freeze-mlp",
-                               "sft_qk_only": "sft-qk-only", "grpo_easy": "grpo", "grpo_hard": "grpo-hard"}
+                               "sft_qk_only": "sft-qk-only", "grpo_easy": "grpo", "grpo_hard": "grpo-hard",
+                               "self_sft": None}
     # a component can lose a seed (a 3-step GRPO run whose groups all score alike does not move): not judged
     assert all(c["verdict"] in ("reproduced", "contradicted", "inconclusive", "not judged (one seed)")
                for c in claims["claims"])

@@ -67,10 +67,25 @@ def test_microworld_recipes_resolve_with_the_issue_arms(name):
     assert s.data.source == "microworld" and s.match == {"study.yaml": "sequences", "smoke.yaml": "questions"}[name]
 
 
+def test_why_recipe_has_the_on_policy_sft_arms_the_new_claims_read():
+    from scalpel.study.claims import roles
+
+    s = config.load(RECIPES / "microworld" / "why.yaml").study
+    assert {a.name: a.algorithm for a in s.arms} == {"grpo": "grpo", "sft": "sft", "self-sft": "self_sft",
+                                                     "self-sft-base": "self_sft_base"}
+    cast = roles({"arms": [{**a.model_dump(mode="json"), "train_tiers": s.train_tiers(a)} for a in s.arms]})
+    assert (cast["grpo"], cast["sft"], cast["self_sft"]) == ("grpo", "sft", "self-sft")
+    assert all(a.rollouts for a in s.arms if a.algorithm != "sft")
+
+
 @pytest.mark.parametrize(
     "edit, needles",
     [
-        ({"arms": [{"name": "x", "algorithm": "ppo", "lr": 1e-4}]}, ["study.arms.0.algorithm", "'grpo' or 'sft'"]),
+        ({"arms": [{"name": "x", "algorithm": "ppo", "lr": 1e-4}]}, ["study.arms.0.algorithm", "'grpo', 'sft'"]),
+        ({"arms": [{"name": "x", "algorithm": "self_sft", "lr": 1e-4}],
+          "grpo": {"num_generations": 4, "rewards": {"format": 1.0}}}, ["arms ['x']", "'accuracy' to grpo.rewards"]),
+        ({"arms": [{"name": "x", "algorithm": "self_sft_base", "lr": 1e-4}],
+          "grpo": {"num_generations": 4, "generation": "vllm-server"}}, ["arms ['x']", "grpo.generation = hf"]),
         ({"train": {"steps": 4, "global_batch": 10}}, ["train.global_batch (10)", "grpo.num_generations (4)"]),
         ({"arms": [{"name": "x", "algorithm": "sft", "lr": 1e-4, "freeze": {"train_only": []}}]},
          ["study.arms.0.freeze", "freeze every parameter"]),
