@@ -499,6 +499,14 @@ class StudyConfig(Section):
         tiered = [a.name for a in self.arms if a.tiers is not None]
         if tiered and self.data.source != "microworld":
             raise ValueError(f"arms {tiered}: `tiers` needs data.source = microworld (got {self.data.source!r})")
+        self_sft = [a.name for a in self.arms if a.algorithm in ("self_sft", "self_sft_base")]
+        if self_sft and "accuracy" not in self.grpo.rewards:
+            raise ValueError(f"arms {self_sft} train on the samples the accuracy reward marks correct: add "
+                             f"'accuracy' to grpo.rewards (got {sorted(self.grpo.rewards)})")
+        base_sampled = [a.name for a in self.arms if a.algorithm == "self_sft_base"]
+        if base_sampled and self.grpo.generation != "hf":
+            raise ValueError(f"arms {base_sampled} sample from the frozen base model, which only grpo.generation = "
+                             f"hf can do (got {self.grpo.generation!r}; vLLM serves the trained weights)")
         launch, generation = self.launch, self.grpo.generation
         grpo_arms = [a.name for a in self.arms if a.rollouts]
         if generation == "vllm-server":
@@ -513,14 +521,6 @@ class StudyConfig(Section):
         if launch.gpus and self.workers > 1:
             raise ValueError(f"workers ({self.workers}): training jobs on launch.gpus take those GPUs whole, so two "
                              "jobs side by side would share them; use workers: 1")
-        self_sft = [a.name for a in self.arms if a.algorithm in ("self_sft", "self_sft_base")]
-        if self_sft and "accuracy" not in self.grpo.rewards:
-            raise ValueError(f"arms {self_sft} train on the samples the accuracy reward marks correct: add "
-                             f"'accuracy' to grpo.rewards (got {sorted(self.grpo.rewards)})")
-        base_sampled = [a.name for a in self.arms if a.algorithm == "self_sft_base"]
-        if base_sampled and self.grpo.generation != "hf":
-            raise ValueError(f"arms {base_sampled} sample from the frozen base model, which only grpo.generation = "
-                             f"hf can do (got {self.grpo.generation!r}; vLLM serves the trained weights)")
         g = self.grpo.num_generations
         if self.train.global_batch % g:
             raise ValueError(f"train.global_batch ({self.train.global_batch}) must be divisible by "

@@ -1,5 +1,5 @@
-"""The paper's claims C1-C8 and issue 17's C9-C12 (beyond the paper), measured on a study's ``index.json`` with
-95 % CIs and a computed verdict.
+"""The paper's claims C1-C8 and C9-C12 (beyond the paper: why RL forgets less), measured on a study's
+``index.json`` with 95 % CIs and a computed verdict.
 
 Each claim is a list of *components*, each an estimate with the sign the paper predicts. Two kinds:
 

@@ -266,7 +266,7 @@ def run_job(ctx: Context, job: Job, log=print) -> dict:
         analyze_weights(ctx.base_model, cks, ctx.out / "analysis" / "weights" / job.args["arm"] /
                         f"seed-{job.args['seed']}", labels=[job.args["arm"]], spectrum=ctx.study.analysis.spectrum,
                         threads=ctx.study.train.threads, figures=False, progress=False)
-        from scalpel.analyze.update_structure import analyze_structure  # issue 17: the literature's measures
+        from scalpel.analyze.update_structure import analyze_structure  # the literature's measures
 
         analyze_structure(ctx.base_model, cks, ctx.out / "analysis" / "structure" / job.args["arm"] /
                           f"seed-{job.args['seed']}", labels=[job.args["arm"]])
@@ -291,7 +291,7 @@ def run_job(ctx: Context, job: Job, log=print) -> dict:
 
 
 def _task_kl(ctx: Context, model: Path, d: Path) -> None:
-    """Issue 17: KL to the base on the in-domain task along this checkpoint's own evaluation samples
+    """KL to the base on the in-domain task along this checkpoint's own evaluation samples
     (``scalpel.analyze.task_kl``), beside the evaluation as ``task_kl.json``."""
     from scalpel.analyze.task_kl import task_kl
 

@@ -120,6 +120,9 @@ def test_report_renders_in_headless_chromium(finished_study, tmp_path):
     assert m, dom.stderr[-2000:]
     check = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
     assert check["images"] >= 8 and check["bad"] == [] and check["errors"] == [], check
+    for heading in ("Claims", "Update structure as the later literature measures it",
+                    "Which quantity predicts forgetting", "Where the base overtakes each arm"):
+        assert heading in dom.stdout, heading  # the rendered DOM, not only the file, has every section
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "study-report.png"
     shot.unlink(missing_ok=True)
